@@ -1,0 +1,23 @@
+"""Per-backend gradient bookkeeping of the VAE train steps, chosen once, at import.
+
+Each module defines `VAETrainer`, a mixin with the same methods, the way Keras
+splits its own trainers (`keras/src/backend/{tensorflow,jax,torch}/trainer.py`).
+Everything else (loss, β schedule, free bits, the inner loop) is in `keras.ops`.
+"""
+
+import keras
+
+_BACKEND = keras.backend.backend()
+if _BACKEND == "tensorflow":
+    from keras_vae.backend.tensorflow import VAETrainer
+elif _BACKEND == "jax":
+    from keras_vae.backend.jax import VAETrainer
+elif _BACKEND == "torch":
+    from keras_vae.backend.torch import VAETrainer
+else:
+    raise ImportError(
+        f"keras-vae trains on the tensorflow, jax and torch backends, not "
+        f"{_BACKEND!r}: set KERAS_BACKEND to one of them."
+    )
+
+__all__ = ["VAETrainer"]

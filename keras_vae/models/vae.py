@@ -1,0 +1,388 @@
+"""The variational autoencoder model."""
+
+import itertools
+
+import keras
+from keras import ops
+
+from keras_vae import architectures, likelihoods, schedules
+from keras_vae import training as loop
+from keras_vae.backend import VAETrainer
+from keras_vae.callbacks import AggressiveTrainingSwitch
+from keras_vae.losses import free_bits_kl, gaussian_kl
+from keras_vae.optimizers import EncoderDecoderOptimizer, _copy
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class VAE(VAETrainer, keras.Model):
+    """A variational autoencoder trained by reparameterized gradients.
+
+    The encoder maps `x` to `[z_mean, z_log_var]` (each `(batch, latent_dim)`),
+    `z = z_mean + exp(z_log_var / 2) * ε` with `ε ~ N(0, I)`, and the decoder maps
+    `z` to the likelihood's parameters, shaped like `x`. The loss is the batch
+    mean of `-log p(x|z) + β · KL(q(z|x) || N(0, I))`, where β follows a schedule
+    and the KL term may be clamped per dimension (free bits). See `compile` for
+    the training options, including He et al. (2019)'s aggressive encoder
+    updates; `keras_vae.architectures` for the encoder/decoder contract.
+
+    Every epoch logs `loss`, `reconstruction_loss`, `kl_loss` (the true KL, also
+    with free bits) and `beta`, and their `val_` versions.
+
+    Args:
+        encoder: `keras.Model`, x → `[z_mean, z_log_var]`.
+        decoder: `keras.Model`, z → likelihood parameters shaped like x.
+        likelihood: `"bernoulli"`, `"gaussian"` or a layer from
+            `keras_vae.likelihoods`. Defaults to `"bernoulli"`.
+        latent_dim: int; read from the decoder's input when it has one.
+        seed: int or None, seeds the draws of ε and of `sample`.
+
+    Example:
+    ```python
+    vae = keras_vae.VAE.from_input_shape((28, 28, 1), latent_dim=32)
+    vae.compile(beta=keras_vae.schedules.LinearWarmup(10_000), free_bits=0.1)
+    vae.fit(x_train, epochs=10, batch_size=128, validation_data=(x_test,))
+    samples = vae.sample(16)
+    ```
+
+    References:
+        Kingma & Welling (2014), Auto-Encoding Variational Bayes.
+        He et al. (2019), Lagging Inference Networks and Posterior Collapse in VAEs.
+    """
+
+    def __init__(self, encoder, decoder, likelihood="bernoulli", latent_dim=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.decoder = decoder
+        self.likelihood = likelihoods.get(likelihood)
+        self.latent_dim = latent_dim or _infer_latent_dim(decoder)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        # Training state that must live in the model (not in Python) so that
+        # jitted steps see it and a saved model resumes with it.
+        self.train_iterations = self.add_weight(
+            shape=(), dtype="int32", initializer="zeros", trainable=False, name="train_iterations"
+        )
+        self.aggressive_mode = self.add_weight(
+            shape=(), dtype="int32", initializer="zeros", trainable=False, name="aggressive_mode"
+        )
+        self.reconstruction_loss_tracker = keras.metrics.Mean(name=loop.RECONSTRUCTION_LOSS)
+        self.kl_loss_tracker = keras.metrics.Mean(name=loop.KL_LOSS)
+        self.beta_tracker = keras.metrics.Mean(name=loop.BETA)
+        # Training options, replaced by `compile`.
+        self.beta_schedule = schedules.Constant(1.0)
+        self.free_bits = 0.0
+        self.aggressive = False
+        self.max_inner_steps = 100
+        self.inner_check_every = 10
+        self.mi_patience = 1
+        self._encoder_batches = None
+        self._inner_step_counts = []
+        self._encoder_variable_ids = None
+
+    @classmethod
+    def from_input_shape(cls, input_shape, latent_dim=32, architecture="mlp", likelihood="bernoulli", seed=None, **kwargs):
+        """A VAE with the default MLP (784-512-256 → z → 256-512-784 on MNIST) or conv networks.
+
+        Args:
+            input_shape: shape of one example, e.g. `(28, 28, 1)`.
+            latent_dim: int. Defaults to `32`.
+            architecture: `"mlp"` or `"conv"`. Defaults to `"mlp"`.
+            likelihood, seed, **kwargs: as for `VAE`.
+        """
+        if architecture not in architectures.ARCHITECTURES:
+            raise ValueError(
+                f"Unknown architecture {architecture!r}: use one of "
+                f"{sorted(architectures.ARCHITECTURES)}, or build your own encoder and decoder."
+            )
+        build_encoder, build_decoder = architectures.ARCHITECTURES[architecture]
+        return cls(
+            build_encoder(input_shape, latent_dim),
+            build_decoder(input_shape, latent_dim),
+            likelihood=likelihood,
+            latent_dim=latent_dim,
+            seed=seed,
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------------ model
+    def build(self, input_shape):
+        if not self.encoder.built:
+            self.encoder.build(input_shape)
+        if not self.decoder.built:
+            self.decoder.build((None, self.latent_dim))
+        if not self.likelihood.built:
+            self.likelihood.build(input_shape)
+        self.built = True
+
+    def call(self, x, training=False):
+        """Encodes, samples z and decodes; returns the pieces of the ELBO as a dict."""
+        z_mean, z_log_var = self.encode(x, training=training)
+        z = self.reparameterize(z_mean, z_log_var)
+        decoded = self.decoder(z, training=training)
+        return {"z_mean": z_mean, "z_log_var": z_log_var, "z": z, "decoded": decoded}
+
+    def encode(self, x, training=False):
+        """The posterior q(z|x): `(z_mean, z_log_var)`."""
+        outputs = self.encoder(x, training=training)
+        if not isinstance(outputs, (list, tuple)) or len(outputs) != 2:
+            raise ValueError(
+                "The encoder must return [z_mean, z_log_var], two tensors of shape "
+                f"(batch, latent_dim); it returned {type(outputs).__name__}."
+            )
+        return outputs[0], outputs[1]
+
+    def reparameterize(self, z_mean, z_log_var):
+        """z = mean + σ·ε, differentiable in mean and log-variance."""
+        epsilon = keras.random.normal(ops.shape(z_mean), dtype=z_mean.dtype, seed=self.seed_generator)
+        return z_mean + ops.exp(0.5 * z_log_var) * epsilon
+
+    def embed(self, x):
+        """The deterministic code of `x`: the posterior mean."""
+        return self.encode(x)[0]
+
+    def decode(self, z):
+        """The mean of p(x|z), e.g. pixel probabilities for a Bernoulli likelihood."""
+        return self.likelihood.mean(self.decoder(z))
+
+    def reconstruct(self, x):
+        """The decoded mean of the posterior mean of `x` (deterministic)."""
+        return self.decode(self.embed(x))
+
+    def sample(self, n, seed=None):
+        """`n` draws of the likelihood's mean at z ~ N(0, I)."""
+        seed = self.seed_generator if seed is None else seed
+        z = keras.random.normal((n, self.latent_dim), seed=seed)
+        return self.decode(z)
+
+    # ------------------------------------------------------------------ loss
+    def loss_terms(self, x, outputs):
+        """The objective and its logged parts, from the outputs of `call`.
+
+        Returns:
+            A dict of scalars: `loss` (what is minimized), `reconstruction_loss`
+            (mean -log p(x|z)), `kl_loss` (mean KL, without the free-bits clamp)
+            and `beta` (the schedule's value at the current iteration).
+        """
+        x = ops.cast(x, self.compute_dtype)
+        reconstruction = -self.likelihood.log_prob(x, outputs["decoded"])
+        kl_per_dim = gaussian_kl(outputs["z_mean"], outputs["z_log_var"])
+        beta = self.beta_schedule(self.train_iterations)
+        reconstruction_loss = ops.mean(reconstruction)
+        return {
+            loop.LOSS: reconstruction_loss + beta * free_bits_kl(kl_per_dim, self.free_bits),
+            loop.RECONSTRUCTION_LOSS: reconstruction_loss,
+            loop.KL_LOSS: ops.mean(ops.sum(kl_per_dim, axis=-1)),
+            loop.BETA: beta,
+        }
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Keras's loss hook: the VAE loss, with its parts tracked as metrics.
+
+        A training call counts one iteration of the β schedule.
+        """
+        terms = self.loss_terms(x, y_pred)
+        batch_size = ops.shape(x)[0]
+        for tracker in (self.reconstruction_loss_tracker, self.kl_loss_tracker, self.beta_tracker):
+            tracker.update_state(terms[tracker.name], sample_weight=batch_size)
+        if training:
+            self.train_iterations.assign_add(1)
+        return terms[loop.LOSS]
+
+    def _step_loss(self, x, part):
+        """The loss a gradient step on `part` differentiates (shared by all backends).
+
+        Encoder-only steps of the inner loop leave the metrics and the iteration
+        counter alone, so epoch logs and β describe the model's iterations.
+        """
+        outputs = self(x, training=True)
+        if part == loop.ENCODER:
+            return self.loss_terms(x, outputs)[loop.LOSS]
+        loss = self.compute_loss(x=x, y_pred=outputs, training=True)
+        self._loss_tracker.update_state(loss, sample_weight=ops.shape(x)[0])
+        return loss
+
+    # -------------------------------------------------------------- training
+    def compile(
+        self,
+        optimizer="adam",
+        encoder_optimizer=None,
+        beta=1.0,
+        free_bits=0.0,
+        aggressive=False,
+        max_inner_steps=100,
+        inner_check_every=10,
+        mi_patience=1,
+        **kwargs,
+    ):
+        """Configures training. With no arguments: Adam, β = 1, no free bits.
+
+        Args:
+            optimizer: optimizer or name for the decoder (and the encoder, as a
+                copy with its own state, unless `encoder_optimizer` is given).
+                Defaults to `"adam"`.
+            encoder_optimizer: optimizer or name for the encoder.
+            beta: float or `keras_vae.schedules.BetaSchedule`, the KL weight as a
+                function of the iteration. Defaults to `1.0`.
+            free_bits: float λ ≥ 0, nats per latent dimension below which the
+                KL is not penalized (Kingma et al., 2016). Defaults to `0.0`.
+            aggressive: bool, He et al. (2019)'s aggressive inference-network
+                training: before each decoder update, update the encoder alone
+                on fresh random minibatches until its loss stops falling; end
+                this mode once I(x; z) on validation data stops rising.
+                Defaults to `False`.
+            max_inner_steps: int, most encoder updates per iteration. Defaults to `100`.
+            inner_check_every: int, the inner loop compares windowed mean losses
+                every this many updates and stops when it went up. Defaults to `10`.
+            mi_patience: int, epochs without a new highest I(x; z) before
+                aggressive mode ends. Defaults to `1`.
+            **kwargs: passed to `keras.Model.compile` (e.g. `jit_compile`).
+        """
+        for name in ("loss", "metrics", "loss_weights", "weighted_metrics"):
+            if kwargs.get(name) is not None:
+                raise ValueError(f"VAE computes its own loss and metrics; remove `{name}` from compile().")
+        if kwargs.get("steps_per_execution", 1) != 1:
+            raise ValueError("VAE runs one iteration per call: use steps_per_execution=1.")
+        if free_bits < 0:
+            raise ValueError(f"`free_bits` must be ≥ 0 nats; got {free_bits}.")
+        for name, value in (("max_inner_steps", max_inner_steps), ("inner_check_every", inner_check_every), ("mi_patience", mi_patience)):
+            if int(value) < 1:
+                raise ValueError(f"`{name}` must be a positive integer; got {value}.")
+
+        if isinstance(optimizer, EncoderDecoderOptimizer):
+            if encoder_optimizer is not None:
+                raise ValueError("Pass `encoder_optimizer` or an EncoderDecoderOptimizer, not both.")
+            pair = optimizer
+        else:
+            optimizer = keras.optimizers.get(optimizer)
+            pair = EncoderDecoderOptimizer(
+                encoder_optimizer=_copy(optimizer) if encoder_optimizer is None else encoder_optimizer,
+                decoder_optimizer=optimizer,
+            )
+        pair.is_encoder_variable = self._is_encoder_variable
+        super().compile(optimizer=pair, **kwargs)
+
+        self.beta_schedule = schedules.get(beta)
+        self.free_bits = float(free_bits)
+        self.aggressive = bool(aggressive)
+        self.max_inner_steps = int(max_inner_steps)
+        self.inner_check_every = int(inner_check_every)
+        self.mi_patience = int(mi_patience)
+        self.aggressive_mode.assign(int(self.aggressive))
+        self._compile_arguments = dict(
+            optimizer=pair,
+            beta=self.beta_schedule,
+            free_bits=self.free_bits,
+            aggressive=self.aggressive,
+            max_inner_steps=self.max_inner_steps,
+            inner_check_every=self.inner_check_every,
+            mi_patience=self.mi_patience,
+            **kwargs,
+        )
+
+    def get_compile_config(self):
+        if not self.compiled:
+            return None
+        return {k: keras.saving.serialize_keras_object(v) for k, v in self._compile_arguments.items()}
+
+    def compile_from_config(self, config):
+        self.compile(**{k: keras.saving.deserialize_keras_object(v) for k, v in config.items()})
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, callbacks=None, validation_data=None, **kwargs):
+        """`keras.Model.fit`, plus the extra data and callback of aggressive training.
+
+        With `aggressive=True`, the inner encoder loop draws random minibatches
+        of `x`, and I(x; z) is measured after each epoch on `validation_data`
+        (on `x` when there is none).
+        """
+        callbacks = list(callbacks or [])
+        if self.aggressive:
+            self._encoder_batches = loop.random_batches(x, batch_size or 32)
+            callbacks.append(
+                AggressiveTrainingSwitch(
+                    x if validation_data is None else validation_data,
+                    patience=self.mi_patience,
+                    batch_size=batch_size or 32,
+                )
+            )
+        try:
+            return super().fit(
+                x, y, batch_size=batch_size, epochs=epochs, callbacks=callbacks, validation_data=validation_data, **kwargs
+            )
+        finally:
+            self._encoder_batches = None
+
+    def is_aggressive(self):
+        """Whether iterations currently run He et al.'s inner encoder loop."""
+        return bool(ops.convert_to_numpy(self.aggressive_mode.value))
+
+    def pop_inner_step_counts(self):
+        """Inner encoder updates of each aggressive iteration since the last call."""
+        counts, self._inner_step_counts = list(self._inner_step_counts), []
+        return counts
+
+    def _run_iteration(self, data, run_step, aggressive):
+        """One training iteration, whatever the backend.
+
+        `run_step(part, batch)` is the backend's compiled gradient step on
+        `part`; in aggressive mode the encoder first runs its inner loop.
+        """
+        if not aggressive:
+            return run_step(loop.JOINT, data)
+        batches = self._encoder_batches
+        if batches is None:  # e.g. train_on_batch: no training set to draw from
+            batches = itertools.repeat(keras.utils.unpack_x_y_sample_weight(data)[0])
+        steps = loop.run_inner_encoder_steps(
+            lambda batch: run_step(loop.ENCODER, batch),
+            batches,
+            self.max_inner_steps,
+            self.inner_check_every,
+        )
+        self._inner_step_counts.append(steps)
+        return run_step(loop.DECODER, data)
+
+    def _is_encoder_variable(self, variable):
+        if self._encoder_variable_ids is None:
+            self._encoder_variable_ids = {id(v) for v in self.encoder.variables}
+        return id(variable) in self._encoder_variable_ids
+
+    def _trainable_indices(self, part):
+        """Positions in `trainable_variables` of the variables a step on `part` updates."""
+        return [
+            i
+            for i, variable in enumerate(self.trainable_variables)
+            if part == loop.JOINT or (part == loop.ENCODER) == self._is_encoder_variable(variable)
+        ]
+
+    def _trainable_variables_of(self, part):
+        variables = self.trainable_variables
+        return [variables[i] for i in self._trainable_indices(part)]
+
+    # --------------------------------------------------------- serialization
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            encoder=keras.saving.serialize_keras_object(self.encoder),
+            decoder=keras.saving.serialize_keras_object(self.decoder),
+            likelihood=keras.saving.serialize_keras_object(self.likelihood),
+            latent_dim=self.latent_dim,
+            seed=self.seed,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        for key in ("encoder", "decoder", "likelihood"):
+            config[key] = keras.saving.deserialize_keras_object(config[key], custom_objects=custom_objects)
+        return cls(**config)
+
+
+def _infer_latent_dim(decoder):
+    inputs = getattr(decoder, "inputs", None)
+    if inputs:
+        return int(inputs[0].shape[-1])
+    raise ValueError(
+        "Cannot read latent_dim from the decoder (it has no Input): pass VAE(..., latent_dim=...)."
+    )

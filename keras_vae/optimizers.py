@@ -1,0 +1,123 @@
+"""One optimizer object that holds the encoder's and the decoder's optimizers.
+
+Aggressive training (He et al., 2019) updates the encoder alone, then the decoder
+alone, so each needs its own optimizer state: masking gradients of a single Adam
+would still move the masked weights through its moment estimates. Keras trains
+and saves `model.optimizer`, so this wrapper puts both there: their variables
+travel in the JAX train state, and a `.keras` file restores each one's state to
+the same variables. (Keras's `MultiOptimizer` does the first but, as of Keras
+3.15, not the second.)
+"""
+
+import keras
+
+
+def _copy(optimizer):
+    """A fresh optimizer with the same configuration (its own state)."""
+    optimizer = keras.optimizers.get(optimizer)
+    return type(optimizer).from_config(optimizer.get_config())
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class EncoderDecoderOptimizer(keras.optimizers.Optimizer):
+    """Routes each gradient to the encoder's or the decoder's optimizer.
+
+    The model that owns it sets `is_encoder_variable` (done by `VAE.compile`);
+    every trainable variable for which it is false (decoder, learned likelihood
+    parameters) belongs to the decoder's optimizer. Setting `learning_rate` sets
+    it on both, so Keras's learning-rate callbacks work unchanged.
+
+    Args:
+        encoder_optimizer: optimizer or name for the inference network φ.
+        decoder_optimizer: optimizer or name for the generative model θ.
+    """
+
+    def __init__(self, encoder_optimizer="adam", decoder_optimizer="adam", name="encoder_decoder_optimizer", **kwargs):
+        super().__init__(learning_rate=0.0, name=name, **kwargs)
+        self.encoder_optimizer = keras.optimizers.get(encoder_optimizer)
+        self.decoder_optimizer = keras.optimizers.get(decoder_optimizer)
+        if self.encoder_optimizer is self.decoder_optimizer:
+            self.decoder_optimizer = _copy(self.decoder_optimizer)
+        self.is_encoder_variable = None
+
+    def build(self, var_list):
+        if self.built:
+            return
+        if self.is_encoder_variable is None:
+            raise ValueError(
+                "EncoderDecoderOptimizer does not know which variables belong to "
+                "the encoder: compile the model with VAE.compile()."
+            )
+        self.encoder_optimizer.build([v for v in var_list if self.is_encoder_variable(v)])
+        self.decoder_optimizer.build([v for v in var_list if not self.is_encoder_variable(v)])
+        super().build(var_list)
+
+    @property
+    def variables(self):
+        return self._variables + self.encoder_optimizer.variables + self.decoder_optimizer.variables
+
+    def variable_slices(self):
+        """Where each sub-optimizer's variables sit in `variables` (for stateless JAX updates)."""
+        start = len(self._variables)
+        middle = start + len(self.encoder_optimizer.variables)
+        return {
+            "encoder": slice(start, middle),
+            "decoder": slice(middle, middle + len(self.decoder_optimizer.variables)),
+        }
+
+    def apply(self, grads, trainable_variables=None):
+        if trainable_variables is None:
+            trainable_variables = self._trainable_variables
+        trainable_variables = list(trainable_variables)
+        if not self.built:
+            self.build(trainable_variables)
+        routed = {True: ([], []), False: ([], [])}
+        for grad, variable in zip(grads, trainable_variables):
+            gradients, variables = routed[bool(self.is_encoder_variable(variable))]
+            gradients.append(grad)
+            variables.append(variable)
+        for is_encoder, optimizer in ((True, self.encoder_optimizer), (False, self.decoder_optimizer)):
+            if routed[is_encoder][1]:
+                optimizer.apply(*routed[is_encoder])
+        self._iterations.assign_add(1)
+
+    def finalize_variable_values(self, var_list):
+        for is_encoder, optimizer in ((True, self.encoder_optimizer), (False, self.decoder_optimizer)):
+            optimizer.finalize_variable_values([v for v in var_list if bool(self.is_encoder_variable(v)) == is_encoder])
+
+    # The sub-optimizers save and load their own variables (Keras visits them as
+    # attributes), so this object stores only its own step counter.
+    def save_own_variables(self, store):
+        for i, variable in enumerate(self._variables):
+            store[str(i)] = variable.numpy()
+
+    def load_own_variables(self, store):
+        for i, variable in enumerate(self._variables):
+            variable.assign(store[str(i)])
+
+    @property
+    def learning_rate(self):
+        return self.decoder_optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        # Called once by the base constructor, before the sub-optimizers exist.
+        if "decoder_optimizer" not in self.__dict__:
+            keras.optimizers.Optimizer.learning_rate.fset(self, value)
+            return
+        self.encoder_optimizer.learning_rate = value
+        self.decoder_optimizer.learning_rate = value
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "encoder_optimizer": keras.optimizers.serialize(self.encoder_optimizer),
+            "decoder_optimizer": keras.optimizers.serialize(self.decoder_optimizer),
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        for key in ("encoder_optimizer", "decoder_optimizer"):
+            config[key] = keras.optimizers.deserialize(config[key], custom_objects=custom_objects)
+        return cls(**config)
