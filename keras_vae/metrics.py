@@ -12,8 +12,9 @@ def mutual_information(z_mean, z_log_var, seed=None):
     `I = E_x E_q(z|x)[log q(z|x)] - E_q(z)[log q(z)]`, where the aggregate
     posterior q(z) is approximated by the mixture of the batch's posteriors, with
     one z drawn from each posterior. Because q(z) is a mixture of `batch`
-    components, the estimate is bounded above by `log(batch)`: compare values
-    computed with the same batch size.
+    components, the estimate is bounded above by `log(batch)` (up to the noise
+    of the single draw of z per example): compare values computed with the same
+    batch size.
 
     Args:
         z_mean: tensor `(batch, latent_dim)`, the posterior means.

@@ -106,10 +106,11 @@ class VAE(VAETrainer, keras.Model):
 
     # ------------------------------------------------------------------ model
     def build(self, input_shape):
+        # A symbolic call builds sub-models that have no build() of their own.
         if not self.encoder.built:
-            self.encoder.build(input_shape)
+            self.encoder(keras.KerasTensor(input_shape, dtype=self.compute_dtype))
         if not self.decoder.built:
-            self.decoder.build((None, self.latent_dim))
+            self.decoder(keras.KerasTensor((None, self.latent_dim), dtype=self.compute_dtype))
         if not self.likelihood.built:
             self.likelihood.build(input_shape)
         self.built = True
