@@ -6,6 +6,7 @@ convergence test, and the data it draws from live here, written once.
 """
 
 import math
+import warnings
 
 import keras
 import numpy as np
@@ -34,7 +35,10 @@ def _numpy_batches(data, batch_size, shuffle):
 
     if isinstance(data, tuple):  # (x,) or (x, y) as given to validation_data
         data = data[0]
-    adapter = get_data_adapter(data, batch_size=batch_size, shuffle=shuffle)
+    with warnings.catch_warnings():
+        # A tf.data.Dataset keeps its own order (Keras says so in a warning).
+        warnings.simplefilter("ignore", UserWarning)
+        adapter = get_data_adapter(data, batch_size=batch_size, shuffle=shuffle)
     for batch in adapter.get_numpy_iterator():
         yield keras.utils.unpack_x_y_sample_weight(batch)[0]
 

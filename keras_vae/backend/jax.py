@@ -86,12 +86,7 @@ class VAETrainer:
         self.train_function = train_function
         return train_function
 
-    def train_part_on_batch(self, x, part):
-        """One gradient step on `part` (`"encoder"`, `"decoder"` or `"joint"`) of the batch `x`.
-
-        The building block of aggressive training; an encoder step leaves the
-        metrics and the β schedule's iteration counter unchanged.
-        """
+    def _train_part_on_batch(self, x, part):
         self.make_train_function()
         state = self._get_jax_state(
             trainable_variables=True, non_trainable_variables=True, optimizer_variables=True, metrics_variables=True

@@ -41,11 +41,6 @@ class VAETrainer:
         self.train_function = train_function
         return train_function
 
-    def train_part_on_batch(self, x, part):
-        """One gradient step on `part` (`"encoder"`, `"decoder"` or `"joint"`) of the batch `x`.
-
-        The building block of aggressive training; an encoder step leaves the
-        metrics and the β schedule's iteration counter unchanged.
-        """
+    def _train_part_on_batch(self, x, part):
         self.make_train_function()
         return self._part_steps[part]((x,))

@@ -65,9 +65,7 @@ class VAE(VAETrainer, keras.Model):
         self.aggressive_mode = self.add_weight(
             shape=(), dtype="int32", initializer="zeros", trainable=False, name="aggressive_mode"
         )
-        self.reconstruction_loss_tracker = keras.metrics.Mean(name=loop.RECONSTRUCTION_LOSS)
-        self.kl_loss_tracker = keras.metrics.Mean(name=loop.KL_LOSS)
-        self.beta_tracker = keras.metrics.Mean(name=loop.BETA)
+        self.loss_terms_tracker = _MeanOfTerms((loop.RECONSTRUCTION_LOSS, loop.KL_LOSS, loop.BETA))
         # Training options, replaced by `compile`.
         self.beta_schedule = schedules.Constant(1.0)
         self.free_bits = 0.0
@@ -182,9 +180,7 @@ class VAE(VAETrainer, keras.Model):
         A training call counts one iteration of the β schedule.
         """
         terms = self.loss_terms(x, y_pred)
-        batch_size = ops.shape(x)[0]
-        for tracker in (self.reconstruction_loss_tracker, self.kl_loss_tracker, self.beta_tracker):
-            tracker.update_state(terms[tracker.name], sample_weight=batch_size)
+        self.loss_terms_tracker.update_state(terms, sample_weight=ops.shape(x)[0])
         if training:
             self.train_iterations.assign_add(1)
         return terms[loop.LOSS]
@@ -314,6 +310,18 @@ class VAE(VAETrainer, keras.Model):
         finally:
             self._encoder_batches = None
 
+    def train_part_on_batch(self, x, part):
+        """One gradient step on `part` (`"encoder"`, `"decoder"` or `"joint"`) of the batch `x`.
+
+        The building block of aggressive training, for custom loops. An encoder
+        step updates only the encoder and its optimizer, and leaves the metrics
+        and the β schedule's iteration counter unchanged; a decoder step updates
+        only the decoder (and learned likelihood parameters) and its optimizer.
+        """
+        if part not in loop.PARTS:
+            raise ValueError(f"`part` must be one of {loop.PARTS}; got {part!r}.")
+        return self._train_part_on_batch(x, part)
+
     def is_aggressive(self):
         """Whether iterations currently run He et al.'s inner encoder loop."""
         return bool(ops.convert_to_numpy(self.aggressive_mode.value))
@@ -378,6 +386,29 @@ class VAE(VAETrainer, keras.Model):
         for key in ("encoder", "decoder", "likelihood"):
             config[key] = keras.saving.deserialize_keras_object(config[key], custom_objects=custom_objects)
         return cls(**config)
+
+
+class _MeanOfTerms(keras.metrics.Metric):
+    """Weighted means of several named scalars in one metric (one update per step).
+
+    Keras reports each entry of a dict `result()` under its own name.
+    """
+
+    def __init__(self, names, **kwargs):
+        super().__init__(name="loss_terms", **kwargs)
+        self.names = tuple(names)
+        self.total = self.add_variable(shape=(len(self.names),), initializer="zeros", name="total")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+    def update_state(self, terms, sample_weight=1):
+        weight = ops.cast(sample_weight, self.dtype)
+        values = ops.stack([ops.cast(terms[name], self.dtype) for name in self.names])
+        self.total.assign_add(values * weight)
+        self.count.assign_add(weight)
+
+    def result(self):
+        means = self.total / ops.maximum(self.count, 1.0)
+        return {name: means[i] for i, name in enumerate(self.names)}
 
 
 def _infer_latent_dim(decoder):

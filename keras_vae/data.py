@@ -1,0 +1,45 @@
+"""Image datasets as tf.data pipelines of floats in [0, 1], for any Keras backend.
+
+Keras 3 `fit` accepts a `tf.data.Dataset` on TensorFlow, JAX and PyTorch alike.
+"""
+
+import os
+
+
+def image_dataset(name, split, batch_size=128, shuffle=False, seed=None, data_dir=None):
+    """A TFDS image dataset, batched, scaled to [0, 1], without labels.
+
+    Args:
+        name: TFDS name, e.g. `"mnist"`, `"fashion_mnist"`, `"binarized_mnist"`.
+        split: TFDS split, e.g. `"train"`, `"test"` or `"train[:10%]"`.
+        batch_size: int. Defaults to `128`.
+        shuffle: bool, reshuffle every epoch. Defaults to `False`.
+        seed: int or None, for the shuffle.
+        data_dir: TFDS data dir; defaults to `$TFDS_DATA_DIR`, then TFDS's own
+            default (where TFDS downloads and prepares the dataset if needed).
+
+    Returns:
+        `(dataset, input_shape)`: a `tf.data.Dataset` of float32 batches and the
+        shape of one image.
+    """
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(name, data_dir=data_dir or os.environ.get("TFDS_DATA_DIR"))
+    if not builder.is_prepared():
+        builder.download_and_prepare()
+    features = builder.info.features
+    image_key = next((key for key in ("image", "x") if key in features), None)
+    if image_key is None:
+        raise ValueError(f"TFDS dataset {name!r} has no 'image' feature; keras-vae expects images.")
+    image_feature = features[image_key]
+    dataset = builder.as_dataset(split=split, shuffle_files=shuffle)
+    # binarized_mnist stores 0/1 in uint8; other uint8 images are 0..255.
+    scale = 255.0 if image_feature.dtype == tf.uint8 and not name.startswith("binarized") else 1.0
+    dataset = dataset.map(
+        lambda example: tf.cast(example[image_key], tf.float32) / scale, num_parallel_calls=tf.data.AUTOTUNE
+    )
+    if shuffle:
+        dataset = dataset.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return dataset, tuple(image_feature.shape)
