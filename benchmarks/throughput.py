@@ -1,17 +1,17 @@
 """Training throughput of keras-vae against bare Keras and a plain PyTorch loop.
 
 The same MLP VAE (784-512-256 → 32 → 256-512-784, Bernoulli, Adam, batch 128)
-is trained by each contender in its own process (the Keras backend is fixed per
-process), one after the other in one run, and the samples/second are printed
-side by side with their ratios:
+is trained by each contender, one process per Keras backend (it is fixed per
+process), in one run; the samples/second are printed side by side with ratios:
 
     python benchmarks/throughput.py            # all contenders
-    python benchmarks/throughput.py --epochs 9 --samples 25600
+    python benchmarks/throughput.py --rounds 9 --samples 25600
 
-Contenders: a plain PyTorch loop; a bare `keras.Model` (one optimizer, Keras's
-default train step, only `compute_loss` overridden) on each backend; keras-vae's
-`VAE` (two optimizers, its own train steps) on each backend, and the same in
-aggressive mode (He et al.'s inner encoder loop, capped at 10 inner steps).
+Contenders: a bare `keras.Model` (one optimizer, Keras's default train step,
+only `compute_loss` overridden), keras-vae's `VAE` (two optimizers, its own
+train steps) and the same in aggressive mode (He et al.'s inner encoder loop,
+capped at 10 inner steps), on each backend; and, in the torch process, a plain
+PyTorch loop. Within a process the contenders take turns epoch by epoch.
 """
 
 import argparse
@@ -32,21 +32,25 @@ def synthetic_images(samples, seed=0):
     return (np.random.default_rng(seed).random((samples, 784)) < 0.13).astype("float32")
 
 
-def time_epochs(train_one_epoch, epochs):
-    """Median seconds per epoch, after one warm-up (compilation) epoch.
+def median_epoch_seconds(epoch_functions, rounds):
+    """Median seconds per epoch of each contender, timed in interleaved rounds.
 
-    The median resists the hiccups of a shared 2-core machine better than a mean.
+    Each contender first runs one warm-up (compilation) epoch; then every round
+    times one epoch of each in turn, so a slow spell of a shared machine hits
+    them all alike, and the median discards the outliers.
     """
-    train_one_epoch()
-    seconds = []
-    for _ in range(epochs):
-        start = time.perf_counter()
+    for train_one_epoch in epoch_functions.values():
         train_one_epoch()
-        seconds.append(time.perf_counter() - start)
-    return float(np.median(seconds))
+    seconds = {name: [] for name in epoch_functions}
+    for _ in range(rounds):
+        for name, train_one_epoch in epoch_functions.items():
+            start = time.perf_counter()
+            train_one_epoch()
+            seconds[name].append(time.perf_counter() - start)
+    return {name: float(np.median(values)) for name, values in seconds.items()}
 
 
-def plain_torch(x, epochs):
+def plain_torch(x):
     import torch
     from torch import nn
 
@@ -68,7 +72,7 @@ def plain_torch(x, epochs):
             loss.backward()
             optimizer.step()
 
-    return time_epochs(epoch, epochs)
+    return epoch
 
 
 def bare_keras_model():
@@ -101,66 +105,57 @@ def bare_keras_model():
     return model
 
 
-def bare_keras(x, epochs):
+def bare_keras(x):
     model = bare_keras_model()
-    return time_epochs(lambda: model.fit(x, batch_size=BATCH, epochs=1, verbose=0), epochs)
+    return lambda: model.fit(x, batch_size=BATCH, epochs=1, verbose=0)
 
 
-def keras_vae_model(x, epochs, aggressive=False):
+def keras_vae_model(x, aggressive=False):
     import keras_vae
 
     model = keras_vae.VAE.from_input_shape((784,), latent_dim=LATENT, seed=0)
     model.compile(aggressive=aggressive, max_inner_steps=10, inner_check_every=5, mi_patience=10**6)
     # validation_data only feeds the once-per-epoch MI estimate of aggressive mode.
-    return time_epochs(
-        lambda: model.fit(x, batch_size=BATCH, epochs=1, verbose=0, validation_data=(x[:1024],) if aggressive else None),
-        epochs,
-    )
+    validation_data = (x[:1024],) if aggressive else None
+    return lambda: model.fit(x, batch_size=BATCH, epochs=1, verbose=0, validation_data=validation_data)
 
 
-WORKERS = {
-    "plain-torch": plain_torch,
-    "bare-keras": bare_keras,
-    "keras-vae": keras_vae_model,
-    "keras-vae-aggressive": lambda x, epochs: keras_vae_model(x, epochs, aggressive=True),
-}
-
-
-def run_worker(name, samples, epochs):
-    seconds = WORKERS[name](synthetic_images(samples), epochs)
-    print(json.dumps({"samples_per_second": samples / seconds, "seconds_per_epoch": seconds}))
+def run_worker(backend, samples, rounds):
+    """Times the contenders of one Keras backend (and plain PyTorch beside torch)."""
+    x = synthetic_images(samples)
+    contenders = {"bare-keras": bare_keras(x), "keras-vae": keras_vae_model(x)}
+    if backend == "torch":
+        contenders["plain-torch"] = plain_torch(x)
+    contenders["keras-vae-aggressive"] = keras_vae_model(x, aggressive=True)
+    seconds = median_epoch_seconds(contenders, rounds)
+    print(json.dumps({name: samples / value for name, value in seconds.items()}))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=12800, help="training examples per epoch")
-    parser.add_argument("--epochs", type=int, default=5, help="timed epochs (median reported), after one warm-up epoch")
-    parser.add_argument("--worker", choices=WORKERS, help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=5, help="timed epochs per contender (median reported)")
+    parser.add_argument("--worker", choices=BACKENDS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        return run_worker(args.worker, args.samples, args.epochs)
+        return run_worker(args.worker, args.samples, args.rounds)
 
-    contenders = [("plain-torch", None)] + [
-        (name, backend) for backend in BACKENDS for name in ("bare-keras", "keras-vae", "keras-vae-aggressive")
-    ]
-    results = {}
-    for name, backend in contenders:
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND=backend or "torch")
-        command = [sys.executable, __file__, "--worker", name, "--samples", str(args.samples), "--epochs", str(args.epochs)]
+    rates = {}
+    for backend in BACKENDS:
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND=backend)
+        command = [sys.executable, __file__, "--worker", backend, "--samples", str(args.samples), "--rounds", str(args.rounds)]
         output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
-        results[name, backend] = json.loads(output.strip().splitlines()[-1])
-        print(f"measured {name} {backend or ''}", file=sys.stderr)
+        rates[backend] = json.loads(output.strip().splitlines()[-1])
+        print(f"measured {backend}", file=sys.stderr)
 
-    torch_rate = results["plain-torch", None]["samples_per_second"]
-    print(f"{'contender':<22}{'backend':<12}{'samples/s':>11}{'s/epoch':>9}{'vs plain torch':>16}{'vs bare keras':>15}")
-    for (name, backend), result in results.items():
-        rate = result["samples_per_second"]
-        bare = results.get(("bare-keras", backend), {}).get("samples_per_second")
-        versus_bare = f"{rate / bare:.2f}x" if bare and name != "bare-keras" else ""
-        print(
-            f"{name:<22}{backend or 'torch':<12}{rate:>11.0f}{result['seconds_per_epoch']:>9.2f}"
-            f"{rate / torch_rate:>15.2f}x{versus_bare:>15}"
-        )
+    torch_rate = rates["torch"].pop("plain-torch")
+    print(f"{'contender':<22}{'backend':<12}{'samples/s':>11}{'vs plain torch':>16}{'vs bare keras':>15}")
+    print(f"{'plain-torch':<22}{'torch':<12}{torch_rate:>11.0f}{1:>15.2f}x")
+    for backend, contenders in rates.items():
+        bare = contenders["bare-keras"]
+        for name, rate in contenders.items():
+            versus_bare = "" if name == "bare-keras" else f"{rate / bare:.2f}x"
+            print(f"{name:<22}{backend:<12}{rate:>11.0f}{rate / torch_rate:>15.2f}x{versus_bare:>15}")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ def main():
 
 @main.command()
 @click.option("--dataset", default="mnist", show_default=True, help="TFDS image dataset (mnist, fashion_mnist, binarized_mnist, ...).")
+@click.option("--train-split", default="train", show_default=True, help="TFDS split to train on, e.g. 'train[:10%]'.")
+@click.option("--test-split", default="test", show_default=True, help="TFDS split for validation and the final test ELBO.")
 @click.option("--architecture", type=click.Choice(["mlp", "conv"]), default="mlp", show_default=True)
 @click.option("--latent-dim", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--likelihood", type=click.Choice(["bernoulli", "gaussian"]), default="bernoulli", show_default=True)
@@ -55,7 +57,7 @@ def main():
 @click.option("--output", type=click.Path(file_okay=False), default=None, help="Run directory [default: runs/DATASET].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def train(dataset, architecture, latent_dim, likelihood, beta, warmup_steps, free_bits, aggressive, learning_rate, epochs, batch_size, seed, backend, output, overwrite, quiet):
+def train(dataset, train_split, test_split, architecture, latent_dim, likelihood, beta, warmup_steps, free_bits, aggressive, learning_rate, epochs, batch_size, seed, backend, output, overwrite, quiet):
     """Train a VAE on a TFDS image dataset and save it in a run directory."""
     _select_backend(backend)
     output = output or os.path.join("runs", dataset)
@@ -67,9 +69,10 @@ def train(dataset, architecture, latent_dim, likelihood, beta, warmup_steps, fre
     from keras_vae import data, schedules
     from keras_vae.models import VAE
 
+    click.echo(f"keras-vae {__version__} on {keras.backend.backend()}: {dataset}, {architecture}, latent {latent_dim}")
     keras.utils.set_random_seed(seed)
-    train_data, input_shape = data.image_dataset(dataset, "train", batch_size, shuffle=True, seed=seed)
-    test_data, _ = data.image_dataset(dataset, "test", batch_size)
+    train_data, input_shape = data.image_dataset(dataset, train_split, batch_size, shuffle=True, seed=seed)
+    test_data, _ = data.image_dataset(dataset, test_split, batch_size)
     vae = VAE.from_input_shape(input_shape, latent_dim=latent_dim, architecture=architecture, likelihood=likelihood, seed=seed)
     vae.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
@@ -77,7 +80,6 @@ def train(dataset, architecture, latent_dim, likelihood, beta, warmup_steps, fre
         free_bits=free_bits,
         aggressive=aggressive,
     )
-    click.echo(f"keras-vae {__version__} on {keras.backend.backend()}: {dataset} {input_shape}, {architecture}, latent {latent_dim}")
 
     # Everything is written to a temporary directory beside the target, then
     # renamed: a killed run leaves no half-written run directory.

@@ -27,17 +27,22 @@ class EncoderDecoderOptimizer(keras.optimizers.Optimizer):
     parameters) belongs to the decoder's optimizer. Setting `learning_rate` sets
     it on both, so Keras's learning-rate callbacks work unchanged.
 
+    `iterations` counts training iterations: the decoder's optimizer takes one
+    step per iteration in every mode, the encoder's takes more in aggressive mode.
+
     Args:
-        encoder_optimizer: optimizer or name for the inference network φ.
+        encoder_optimizer: optimizer or name for the inference network φ;
+            `None` for a copy of the decoder's (same configuration, own state).
         decoder_optimizer: optimizer or name for the generative model θ.
+            Defaults to `"adam"`.
     """
 
-    def __init__(self, encoder_optimizer="adam", decoder_optimizer="adam", name="encoder_decoder_optimizer", **kwargs):
-        super().__init__(learning_rate=0.0, name=name, **kwargs)
-        self.encoder_optimizer = keras.optimizers.get(encoder_optimizer)
+    def __init__(self, encoder_optimizer=None, decoder_optimizer="adam", name="encoder_decoder_optimizer"):
+        super().__init__(learning_rate=0.0, name=name)
         self.decoder_optimizer = keras.optimizers.get(decoder_optimizer)
-        if self.encoder_optimizer is self.decoder_optimizer:
-            self.decoder_optimizer = _copy(self.decoder_optimizer)
+        if encoder_optimizer is None or encoder_optimizer is self.decoder_optimizer:
+            encoder_optimizer = _copy(self.decoder_optimizer)
+        self.encoder_optimizer = keras.optimizers.get(encoder_optimizer)
         self.is_encoder_variable = None
 
     def build(self, var_list):
@@ -79,14 +84,17 @@ class EncoderDecoderOptimizer(keras.optimizers.Optimizer):
         for is_encoder, optimizer in ((True, self.encoder_optimizer), (False, self.decoder_optimizer)):
             if routed[is_encoder][1]:
                 optimizer.apply(*routed[is_encoder])
-        self._iterations.assign_add(1)
+
+    @property
+    def iterations(self):
+        return self.decoder_optimizer.iterations
 
     def finalize_variable_values(self, var_list):
         for is_encoder, optimizer in ((True, self.encoder_optimizer), (False, self.decoder_optimizer)):
             optimizer.finalize_variable_values([v for v in var_list if bool(self.is_encoder_variable(v)) == is_encoder])
 
     # The sub-optimizers save and load their own variables (Keras visits them as
-    # attributes), so this object stores only its own step counter.
+    # attributes), so this object stores only its own (unused) base variables.
     def save_own_variables(self, store):
         for i, variable in enumerate(self._variables):
             store[str(i)] = variable.numpy()
@@ -101,10 +109,6 @@ class EncoderDecoderOptimizer(keras.optimizers.Optimizer):
 
     @learning_rate.setter
     def learning_rate(self, value):
-        # Called once by the base constructor, before the sub-optimizers exist.
-        if "decoder_optimizer" not in self.__dict__:
-            keras.optimizers.Optimizer.learning_rate.fset(self, value)
-            return
         self.encoder_optimizer.learning_rate = value
         self.decoder_optimizer.learning_rate = value
 

@@ -79,6 +79,7 @@ def test_aggressive_fit_logs_its_mode_and_inner_steps(images):
     # The epoch logs count the model's iterations, not the inner encoder steps.
     assert int(to_numpy(vae.train_iterations)) == 2 * (len(images) // 64)
     assert int(to_numpy(vae.optimizer.decoder_optimizer.iterations)) == 2 * (len(images) // 64)
+    assert int(to_numpy(vae.optimizer.iterations)) == 2 * (len(images) // 64)
     assert int(to_numpy(vae.optimizer.encoder_optimizer.iterations)) >= 4 * 2 * (len(images) // 64)
     assert np.all(np.isfinite(history["loss"])) and min(history["kl_loss"]) >= 0
 

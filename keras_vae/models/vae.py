@@ -10,7 +10,7 @@ from keras_vae import training as loop
 from keras_vae.backend import VAETrainer
 from keras_vae.callbacks import AggressiveTrainingSwitch
 from keras_vae.losses import free_bits_kl, gaussian_kl
-from keras_vae.optimizers import EncoderDecoderOptimizer, _copy
+from keras_vae.optimizers import EncoderDecoderOptimizer
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -250,11 +250,7 @@ class VAE(VAETrainer, keras.Model):
                 raise ValueError("Pass `encoder_optimizer` or an EncoderDecoderOptimizer, not both.")
             pair = optimizer
         else:
-            optimizer = keras.optimizers.get(optimizer)
-            pair = EncoderDecoderOptimizer(
-                encoder_optimizer=_copy(optimizer) if encoder_optimizer is None else encoder_optimizer,
-                decoder_optimizer=optimizer,
-            )
+            pair = EncoderDecoderOptimizer(encoder_optimizer, decoder_optimizer=optimizer)
         pair.is_encoder_variable = self._is_encoder_variable
         super().compile(optimizer=pair, **kwargs)
 
@@ -286,7 +282,18 @@ class VAE(VAETrainer, keras.Model):
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, callbacks=None, validation_data=None, **kwargs):
+    def fit(
+        self,
+        x=None,
+        y=None,
+        batch_size=None,
+        epochs=1,
+        verbose="auto",
+        callbacks=None,
+        validation_split=0.0,
+        validation_data=None,
+        **kwargs,
+    ):
         """`keras.Model.fit`, plus the extra data and callback of aggressive training.
 
         With `aggressive=True`, the inner encoder loop draws random minibatches
@@ -305,7 +312,15 @@ class VAE(VAETrainer, keras.Model):
             )
         try:
             return super().fit(
-                x, y, batch_size=batch_size, epochs=epochs, callbacks=callbacks, validation_data=validation_data, **kwargs
+                x,
+                y,
+                batch_size=batch_size,
+                epochs=epochs,
+                verbose=verbose,
+                callbacks=callbacks,
+                validation_split=validation_split,
+                validation_data=validation_data,
+                **kwargs,
             )
         finally:
             self._encoder_batches = None
@@ -352,9 +367,9 @@ class VAE(VAETrainer, keras.Model):
         return run_step(loop.DECODER, data)
 
     def _is_encoder_variable(self, variable):
-        if self._encoder_variable_ids is None:
+        if self._encoder_variable_ids is None and self.encoder.built:
             self._encoder_variable_ids = {id(v) for v in self.encoder.variables}
-        return id(variable) in self._encoder_variable_ids
+        return id(variable) in (self._encoder_variable_ids or ())
 
     def _trainable_indices(self, part):
         """Positions in `trainable_variables` of the variables a step on `part` updates."""
