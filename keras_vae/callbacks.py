@@ -1,9 +1,30 @@
-"""Keras callbacks for VAE training."""
+"""Keras callbacks that watch a VAE train: latent dynamics, plots, collapse, logs.
+
+They read the model at epoch ends (or every N steps), after Keras has synced
+the train state, so they work under jit on TensorFlow, JAX and PyTorch. Files
+are written atomically into `output_dir`. Keras's own `CSVLogger`,
+`TensorBoard` and `ProgbarLogger` do the rest: the summary numbers these
+callbacks add to the epoch logs (`active_units`, `mutual_info`) reach them.
+"""
+
+import os
+import warnings
 
 import keras
 import numpy as np
 
-from keras_vae import training
+from keras_vae import diagnostics, plotting, training
+from keras_vae.files import atomic_path, write_json
+
+
+def _sync_state(model):
+    # Mid-epoch, JAX keeps the state outside the variables until asked.
+    if hasattr(model, "jax_state_sync"):
+        model.jax_state_sync()
+
+
+def _current_beta(model):
+    return float(keras.ops.convert_to_numpy(model.beta_schedule(model.train_iterations)))
 
 
 class AggressiveTrainingSwitch(keras.callbacks.Callback):
@@ -38,7 +59,7 @@ class AggressiveTrainingSwitch(keras.callbacks.Callback):
         logs[training.ENCODER_STEPS] = float(np.mean(counts)) if counts else 0.0
         if not active:
             return
-        mutual_info = training.estimate_mutual_information(self.model, self.data, self.batch_size)
+        mutual_info = diagnostics.latent_statistics(self.model, self.data, self.batch_size)["mutual_info"]
         logs[training.MUTUAL_INFO] = mutual_info
         if mutual_info > self.best:
             self.best, self.wait = mutual_info, 0
@@ -51,3 +72,244 @@ class AggressiveTrainingSwitch(keras.callbacks.Callback):
                 f"({mutual_info:.3f} ≤ best {self.best:.3f} nats); aggressive "
                 "encoder training is off from now on."
             )
+
+
+class LatentDynamics(keras.callbacks.Callback):
+    """Logs how the encoder's σ² and KL evolve per latent dimension, and plots them.
+
+    On a fixed probe set, at every epoch end (and every `every_n_steps`
+    iterations if given), it records σ² and KL of each latent dimension, active
+    units, I(x; z) and β, and rewrites `latent_dynamics.csv`,
+    `latent_dynamics.json` and `latent_dynamics.png` (one line per dimension,
+    β and active units beside) in `output_dir`. At epoch ends it also adds
+    `active_units` and `mutual_info` to the logs. With `tensorboard_dir`, the
+    per-dimension curves go to TensorBoard as scalars too.
+
+    Args:
+        data: probe inputs (anything `fit` accepts as `x`); a few thousand examples suffice.
+        output_dir: str, where the files go.
+        every_n_steps: int or None, also record every this many iterations.
+        batch_size: int, encoding batch size; also the MI estimate's batch size.
+        tensorboard_dir: str or None, a TensorBoard log directory.
+    """
+
+    def __init__(self, data, output_dir, every_n_steps=None, batch_size=128, tensorboard_dir=None):
+        super().__init__()
+        self.data = data
+        self.output_dir = os.fspath(output_dir)
+        self.every_n_steps = every_n_steps
+        self.batch_size = batch_size
+        self.tensorboard_dir = tensorboard_dir and os.fspath(tensorboard_dir)
+        self.records = []
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.every_n_steps and (batch + 1) % self.every_n_steps == 0:
+            _sync_state(self.model)
+            self._record(self._epoch + (batch + 1) / max(self.params.get("steps") or batch + 1, 1))
+
+    def on_epoch_end(self, epoch, logs=None):
+        record = self._record(epoch + 1)
+        if logs is not None:
+            logs["active_units"] = record["active_units"]
+            logs[training.MUTUAL_INFO] = record["mutual_info"]
+
+    def _record(self, epoch):
+        record = diagnostics.latent_statistics(self.model, self.data, self.batch_size)
+        record.update(
+            epoch=epoch, step=int(keras.ops.convert_to_numpy(self.model.train_iterations)), beta=_current_beta(self.model)
+        )
+        self.records.append(record)
+        self._write(record)
+        return record
+
+    def _write(self, record):
+        write_json(os.path.join(self.output_dir, "latent_dynamics.json"), self.records)
+        dims = range(len(record["kl_per_dim"]))
+        header = ["epoch", "step", "beta", "kl", "active_units", "mutual_info"]
+        header += [f"variance_{j}" for j in dims] + [f"kl_{j}" for j in dims]
+        rows = [
+            [r[k] for k in header[:6]] + list(r["variance_per_dim"]) + list(r["kl_per_dim"]) for r in self.records
+        ]
+        with atomic_path(os.path.join(self.output_dir, "latent_dynamics.csv")) as temporary:
+            np.savetxt(temporary, np.asarray(rows, float), delimiter=",", header=",".join(header), comments="", fmt="%.6g")
+        plotting.plot_latent_dynamics(self.records, os.path.join(self.output_dir, "latent_dynamics.png"))
+        if self.tensorboard_dir:
+            import tensorflow as tf
+
+            with tf.summary.create_file_writer(self.tensorboard_dir).as_default():
+                for j in dims:
+                    tf.summary.scalar(f"latent/variance_{j}", record["variance_per_dim"][j], step=record["step"])
+                    tf.summary.scalar(f"latent/kl_{j}", record["kl_per_dim"][j], step=record["step"])
+
+
+class _EpochFigures(keras.callbacks.Callback):
+    """Base: a figure per `every` epochs, saved as PNG (and to TensorBoard if asked)."""
+
+    def __init__(self, output_dir, every=1, tensorboard_dir=None):
+        super().__init__()
+        self.output_dir = os.fspath(output_dir)
+        self.every = every
+        self.tensorboard_dir = tensorboard_dir and os.fspath(tensorboard_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0:
+            for tag, path in self.draw(epoch + 1):
+                self._to_tensorboard(tag, path, epoch + 1)
+
+    def _to_tensorboard(self, tag, path, step):
+        if not self.tensorboard_dir:
+            return
+        import tensorflow as tf
+
+        image = tf.io.decode_png(tf.io.read_file(path), channels=4)
+        with tf.summary.create_file_writer(self.tensorboard_dir).as_default():
+            tf.summary.image(tag, image[None], step=step)
+
+
+class LatentSpacePlot(_EpochFigures):
+    """The posterior means of a labelled probe set, as a 2-D scatter coloured by label.
+
+    With more than two latent dimensions the scatter shows the first two
+    principal components; with exactly two it is the latent plane itself, drawn
+    beside the decoded images of a grid over that plane. Saves
+    `latent_space_epoch_NNN.png` in `output_dir` every `every` epochs.
+
+    Args:
+        x: probe inputs (array).
+        labels: array of int labels for the colours, or None.
+        output_dir: str.
+        every: int, epochs between figures. Defaults to `1`.
+        grid_size: int, images per side of the decoded grid. Defaults to `15`.
+        tensorboard_dir: str or None.
+    """
+
+    def __init__(self, x, labels, output_dir, every=1, grid_size=15, tensorboard_dir=None):
+        super().__init__(output_dir, every, tensorboard_dir)
+        self.x = x
+        self.labels = labels
+        self.grid_size = grid_size
+
+    def draw(self, epoch):
+        z_mean, _ = diagnostics.encode_data(self.model, self.x)
+        grid = None
+        if z_mean.shape[1] == 2 and np.ndim(self.x) >= 3:
+            # Quantiles of the prior, so the grid covers where the decoder has been trained.
+            edge = np.linspace(-1.8, 1.8, self.grid_size)
+            plane = np.stack(np.meshgrid(edge, edge[::-1]), axis=-1).reshape(-1, 2).astype("float32")
+            grid = np.asarray(keras.ops.convert_to_numpy(self.model.decode(plane)))
+        path = os.path.join(self.output_dir, f"latent_space_epoch_{epoch:03d}.png")
+        plotting.plot_latent_space(z_mean, path, labels=self.labels, decoded_grid=grid, title=f"epoch {epoch}")
+        return [("latent_space", path)]
+
+
+class ImageGrids(_EpochFigures):
+    """Samples from the prior and reconstructions of probe images, as PNG grids.
+
+    Saves `samples_epoch_NNN.png` (`n_samples` draws of the decoder's mean at
+    z ~ N(0, I)) and `reconstructions_epoch_NNN.png` (each probe image above its
+    reconstruction) in `output_dir` every `every` epochs.
+    """
+
+    def __init__(self, x, output_dir, n_samples=64, every=1, tensorboard_dir=None):
+        super().__init__(output_dir, every, tensorboard_dir)
+        self.x = np.asarray(x)[:32]
+        self.n_samples = n_samples
+
+    def draw(self, epoch):
+        to_numpy = keras.ops.convert_to_numpy
+        samples = to_numpy(self.model.sample(self.n_samples))
+        reconstructions = to_numpy(self.model.reconstruct(self.x))
+        pairs = np.concatenate([np.concatenate([self.x[i : i + 8], reconstructions[i : i + 8]]) for i in range(0, len(self.x), 8)])
+        sample_path = os.path.join(self.output_dir, f"samples_epoch_{epoch:03d}.png")
+        reconstruction_path = os.path.join(self.output_dir, f"reconstructions_epoch_{epoch:03d}.png")
+        plotting.plot_images(samples, sample_path, title=f"samples, epoch {epoch}")
+        plotting.plot_images(pairs, reconstruction_path, title=f"inputs above reconstructions, epoch {epoch}")
+        return [("samples", sample_path), ("reconstructions", reconstruction_path)]
+
+
+class PosteriorCollapseWarning(UserWarning):
+    """The latent code has stopped carrying information about the input."""
+
+
+class CollapseMonitor(keras.callbacks.Callback):
+    """Warns once, in plain words, when the run shows the red flags of posterior collapse.
+
+    At each epoch end it measures, on the probe data: the KL (near 0 means the
+    posterior is the prior), the active units (none means no dimension varies
+    with the input) and I(x; z) (near 0 means z tells nothing about x). Two or
+    more red flags, `patience` epochs in a row (a young model may pass through
+    them), raise a `PosteriorCollapseWarning` naming the remedies.
+
+    Args:
+        data: probe inputs (anything `fit` accepts as `x`).
+        kl_threshold: float, KL in nats below which KL counts as near 0. Defaults to `0.1`.
+        mi_threshold: float, I(x; z) in nats below which it counts as near 0. Defaults to `0.1`.
+        patience: int, consecutive epochs with the red flags before warning. Defaults to `2`.
+        batch_size: int. Defaults to `128`.
+    """
+
+    REMEDIES = (
+        "lower β (compile(beta=0.5)); KL annealing (beta=keras_vae.schedules.LinearWarmup(steps)); "
+        "cyclical annealing (beta=keras_vae.schedules.Cyclical(total_steps)); free bits "
+        "(compile(free_bits=0.1)); aggressive encoder training (compile(aggressive=True)); a weaker decoder"
+    )
+
+    def __init__(self, data, kl_threshold=0.1, mi_threshold=0.1, patience=2, batch_size=128):
+        super().__init__()
+        self.data = data
+        self.kl_threshold = kl_threshold
+        self.mi_threshold = mi_threshold
+        self.patience = patience
+        self.batch_size = batch_size
+        self.flagged_epochs = 0
+        self.warned = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.warned:
+            return
+        stats = diagnostics.latent_statistics(self.model, self.data, self.batch_size)
+        flags = []
+        if stats["kl"] < self.kl_threshold:
+            flags.append(f"KL is {stats['kl']:.3f} nats (near 0)")
+        if stats["active_units"] == 0:
+            flags.append("no latent dimension is active")
+        if stats["mutual_info"] < self.mi_threshold:
+            flags.append(f"I(x; z) is {stats['mutual_info']:.3f} nats (near 0)")
+        self.flagged_epochs = self.flagged_epochs + 1 if len(flags) >= 2 else 0
+        if self.flagged_epochs >= self.patience:
+            self.warned = True
+            warnings.warn(
+                PosteriorCollapseWarning(
+                    f"Epoch {epoch + 1}: posterior collapse: {'; '.join(flags)}. The encoder ignores its "
+                    f"input and the decoder models the data without z. Remedies: {self.REMEDIES}."
+                ),
+                stacklevel=2,
+            )
+
+
+class EpochLogger(keras.callbacks.Callback):
+    """One line per epoch: `epoch 005 | train loss=0.5926 recon=0.4825 kl=0.2203 | val loss=0.5779`.
+
+    β is shown while it changes (and when it is not 1).
+    """
+
+    def __init__(self, print_fn=print):
+        super().__init__()
+        self.print_fn = print_fn
+        self._previous_beta = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        line = f"epoch {epoch + 1:03d} | train loss={logs['loss']:.4f}"
+        line += f" recon={logs[training.RECONSTRUCTION_LOSS]:.4f} kl={logs[training.KL_LOSS]:.4f}"
+        beta = logs.get(training.BETA)
+        if beta is not None and (beta != self._previous_beta if self._previous_beta is not None else beta != 1.0):
+            line += f" beta={beta:.4f}"
+        self._previous_beta = beta
+        if "val_loss" in logs:
+            line += f" | val loss={logs['val_loss']:.4f}"
+        self.print_fn(line)

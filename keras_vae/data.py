@@ -4,6 +4,10 @@ Keras 3 `fit` accepts a `tf.data.Dataset` on TensorFlow, JAX and PyTorch alike.
 """
 
 import os
+import warnings
+
+import keras
+import numpy as np
 
 
 def image_dataset(name, split, batch_size=128, shuffle=False, seed=None, data_dir=None):
@@ -43,3 +47,38 @@ def image_dataset(name, split, batch_size=128, shuffle=False, seed=None, data_di
         dataset = dataset.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     return dataset, tuple(image_feature.shape)
+
+
+def numpy_batches(data, batch_size=128, shuffle=False):
+    """Iterates the inputs `x` of anything `fit` accepts, as NumPy batches.
+
+    Arrays, `(x,)` or `(x, y)` tuples, tf.data datasets, Keras PyDatasets, torch
+    DataLoaders and generators all work, on every backend (through Keras's own
+    data adapters). Labels, if any, are dropped.
+    """
+    from keras.src.trainers.data_adapters import get_data_adapter
+
+    if isinstance(data, tuple):
+        data = data[0]
+    with warnings.catch_warnings():
+        # A tf.data.Dataset keeps its own order (Keras says so in a warning).
+        warnings.simplefilter("ignore", UserWarning)
+        adapter = get_data_adapter(data, batch_size=batch_size, shuffle=shuffle)
+    for batch in adapter.get_numpy_iterator():
+        yield keras.utils.unpack_x_y_sample_weight(batch)[0]
+
+
+def labelled_arrays(name, split, data_dir=None):
+    """A TFDS image split as NumPy arrays: images scaled to [0, 1] and int labels.
+
+    For probe sets (latent-space plots coloured by label); loads the whole split
+    into memory, so slice it (`"test[:2000]"`).
+    """
+    dataset, _ = image_dataset(name, split, batch_size=1024, data_dir=data_dir)
+    import tensorflow_datasets as tfds
+
+    labels = tfds.as_numpy(
+        tfds.load(name, split=split, data_dir=data_dir or os.environ.get("TFDS_DATA_DIR"), batch_size=-1)
+    )["label"]
+    images = np.concatenate(list(dataset.as_numpy_iterator()))
+    return images, labels

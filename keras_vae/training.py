@@ -1,16 +1,16 @@
 """Backend-independent parts of the VAE training loop.
 
 The per-backend train steps (`keras_vae/backend/`) only compute and apply
-gradients; the choice of which part to update, He et al.'s inner loop with its
-convergence test, and the data it draws from live here, written once.
+gradients; the names of the parts and metrics, He et al.'s inner loop with its
+convergence test, and the batches it draws live here, written once.
 """
 
 import math
-import warnings
 
-import keras
 import numpy as np
 from keras import ops
+
+from keras_vae.data import numpy_batches
 
 # Which trainable variables one gradient step updates.
 ENCODER = "encoder"
@@ -28,26 +28,11 @@ ENCODER_STEPS = "encoder_steps"
 MUTUAL_INFO = "mutual_info"
 
 
-def _numpy_batches(data, batch_size, shuffle):
-    # Keras's own data adapters accept everything `fit` accepts (arrays,
-    # tf.data, PyDataset, torch DataLoader, generators), on every backend.
-    from keras.src.trainers.data_adapters import get_data_adapter
-
-    if isinstance(data, tuple):  # (x,) or (x, y) as given to validation_data
-        data = data[0]
-    with warnings.catch_warnings():
-        # A tf.data.Dataset keeps its own order (Keras says so in a warning).
-        warnings.simplefilter("ignore", UserWarning)
-        adapter = get_data_adapter(data, batch_size=batch_size, shuffle=shuffle)
-    for batch in adapter.get_numpy_iterator():
-        yield keras.utils.unpack_x_y_sample_weight(batch)[0]
-
-
 def random_batches(data, batch_size):
     """An endless stream of shuffled minibatches of `data`, for the inner encoder loop."""
     while True:
         empty = True
-        for x in _numpy_batches(data, batch_size, shuffle=True):
+        for x in numpy_batches(data, batch_size, shuffle=True):
             empty = False
             yield x
         if empty:
@@ -78,23 +63,3 @@ def run_inner_encoder_steps(encoder_step, batches, max_steps, check_every):
                 break
             previous, window = current, []
     return step
-
-
-def estimate_mutual_information(vae, data, batch_size=128):
-    """I(x; z) of `vae` on `data`, averaged over minibatches as He et al. do.
-
-    Uses `keras_vae.metrics.mutual_information`, so the value is bounded by
-    log(batch_size): compare estimates made with the same batch size.
-    """
-    from keras_vae.metrics import mutual_information
-
-    total, count = 0.0, 0
-    for x in _numpy_batches(data, batch_size, shuffle=False):
-        z_mean, z_log_var = vae.encode(x)
-        n = int(ops.shape(z_mean)[0])
-        value = mutual_information(z_mean, z_log_var, seed=vae.seed_generator)
-        total += float(ops.convert_to_numpy(value)) * n
-        count += n
-    if not count:
-        raise ValueError("Cannot estimate mutual information: the data yielded no batch.")
-    return total / count

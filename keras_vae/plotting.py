@@ -1,0 +1,113 @@
+"""Matplotlib figures of training dynamics, the latent space and images, saved atomically as PNG."""
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_vae.files import atomic_path  # noqa: E402
+
+
+def save_figure(figure, path):
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    return path
+
+
+def plot_latent_dynamics(records, path, title=None):
+    """σ² and KL of every latent dimension over training (one line each), with β and active units."""
+    steps = [r["step"] for r in records]
+    variance = np.asarray([r["variance_per_dim"] for r in records])
+    kl = np.asarray([r["kl_per_dim"] for r in records])
+    figure, axes = plt.subplots(1, 3, figsize=(15, 4))
+    axes[0].plot(steps, variance, linewidth=1)
+    axes[0].set(yscale="log", xlabel="iteration", ylabel="mean encoder σ²", title="σ² per latent dimension")
+    axes[1].plot(steps, kl, linewidth=1)
+    axes[1].set(xlabel="iteration", ylabel="KL (nats)", title="KL per latent dimension")
+    axes[2].plot(steps, [r["beta"] for r in records], color="black", label="β")
+    axes[2].set(xlabel="iteration", ylabel="β", title="β schedule and active units")
+    units = axes[2].twinx()
+    units.plot(steps, [r["active_units"] for r in records], color="tab:red", linestyle="--", label="active units")
+    units.set_ylabel("active units", color="tab:red")
+    units.set_ylim(0, variance.shape[1] + 0.5)
+    if title:
+        figure.suptitle(title)
+    return save_figure(figure, path)
+
+
+def image_grid(images, columns):
+    images = np.asarray(images)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if images.ndim not in (3, 4):
+        raise ValueError(f"Expected images (n, height, width[, channels]); got shape {images.shape}.")
+    rows = -(-len(images) // columns)
+    padded = np.zeros((rows * columns, *images.shape[1:]), images.dtype)
+    padded[: len(images)] = images
+    height, width = images.shape[1:3]
+    grid = padded.reshape(rows, columns, height, width, -1).transpose(0, 2, 1, 3, 4)
+    grid = grid.reshape(rows * height, columns * width, -1)
+    return np.clip(grid[..., 0] if grid.shape[-1] == 1 else grid, 0.0, 1.0)
+
+
+def plot_images(images, path, title=None, columns=8):
+    """A grid of images with values in [0, 1]."""
+    figure, axis = plt.subplots(figsize=(columns, -(-len(images) // columns)))
+    axis.imshow(image_grid(images, columns), cmap="gray", vmin=0, vmax=1)
+    axis.axis("off")
+    if title:
+        axis.set_title(title)
+    return save_figure(figure, path)
+
+
+def project_2d(z):
+    """Latent codes as 2-D points: themselves if 2-D, else their first two principal components."""
+    z = np.asarray(z, float)
+    if z.shape[1] <= 2:
+        return np.pad(z, ((0, 0), (0, 2 - z.shape[1])))
+    centered = z - z.mean(axis=0)
+    _, _, components = np.linalg.svd(centered, full_matrices=False)
+    return centered @ components[:2].T
+
+
+def plot_latent_space(z, path, labels=None, decoded_grid=None, title=None):
+    """Posterior means as a scatter coloured by label, and the decoded latent plane if given."""
+    points = project_2d(z)
+    panels = 2 if decoded_grid is not None else 1
+    figure, axes = plt.subplots(1, panels, figsize=(6 * panels, 5.5), squeeze=False)
+    scatter = axes[0, 0].scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=4)
+    if labels is not None:
+        figure.colorbar(scatter, ax=axes[0, 0], label="label")
+    projected = np.asarray(z).shape[1] > 2
+    axes[0, 0].set(
+        xlabel="PC 1" if projected else "z₁",
+        ylabel="PC 2" if projected else "z₂",
+        title="posterior means" + (" (PCA)" if projected else ""),
+    )
+    if decoded_grid is not None:
+        axes[0, 1].imshow(image_grid(decoded_grid, int(round(len(decoded_grid) ** 0.5))), cmap="gray")
+        axes[0, 1].set_title("decoded latent plane")
+        axes[0, 1].axis("off")
+    if title:
+        figure.suptitle(title)
+    return save_figure(figure, path)
+
+
+def plot_training_curves(history, path, latent_records=None):
+    """Loss, reconstruction and KL per epoch (train and val), and σ² per latent dimension."""
+    panels = [("loss", "total loss"), ("reconstruction_loss", "reconstruction"), ("kl_loss", "KL (nats)")]
+    figure, axes = plt.subplots(1, 4 if latent_records else 3, figsize=(5 * (4 if latent_records else 3), 4))
+    for axis, (key, label) in zip(axes, panels):
+        epochs = np.arange(1, len(history[key]) + 1)
+        axis.plot(epochs, history[key], label="train")
+        if f"val_{key}" in history:
+            axis.plot(epochs, history[f"val_{key}"], label="val")
+        axis.set(xlabel="epoch", title=label)
+        axis.legend()
+    if latent_records:
+        axes[3].plot([r["epoch"] for r in latent_records], [r["variance_per_dim"] for r in latent_records], linewidth=1)
+        axes[3].set(yscale="log", xlabel="epoch", title="σ² per latent dimension")
+    return save_figure(figure, path)

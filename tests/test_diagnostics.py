@@ -1,0 +1,121 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import INPUT_SHAPE, small_vae, to_numpy
+from keras_vae import diagnostics, likelihoods, metrics
+from keras_vae.models import VAE
+
+
+def test_posterior_equal_to_the_prior_has_no_kl_no_active_units_and_unit_variance():
+    zeros = np.zeros((500, 4), "float32")
+    np.testing.assert_allclose(to_numpy(metrics.kl_per_dimension(zeros, zeros)), 0.0, atol=1e-7)
+    np.testing.assert_allclose(to_numpy(metrics.posterior_variance(zeros)), 1.0, rtol=1e-6)
+    assert int(to_numpy(metrics.active_units(zeros))) == 0
+
+
+def test_an_encoder_that_copies_its_input_into_the_mean_has_every_dimension_active():
+    x = np.random.default_rng(0).normal(size=(500, 5)).astype("float32")
+    assert int(to_numpy(metrics.active_units(x))) == 5
+    half_active = x * np.array([1, 1, 1, 0.01, 0.0], "float32")
+    assert int(to_numpy(metrics.active_units(half_active))) == 3
+    log_var = np.full((500, 5), math.log(0.25), "float32")
+    np.testing.assert_allclose(to_numpy(metrics.posterior_variance(log_var)), 0.25, rtol=1e-5)
+    kl = to_numpy(metrics.kl_per_dimension(x, log_var))
+    expected = 0.5 * (x**2 + 0.25 - math.log(0.25) - 1).mean(0)
+    np.testing.assert_allclose(kl, expected, rtol=1e-5)
+
+
+def prior_vae(bias):
+    """Encoder = prior for every x, decoder ignores z: then log p(x) is known exactly."""
+    inputs = keras.Input(INPUT_SHAPE)
+    flat = keras.layers.Flatten()(inputs)
+    heads = [keras.layers.Dense(2, kernel_initializer="zeros", bias_initializer="zeros")(flat) for _ in range(2)]
+    encoder = keras.Model(inputs, heads)
+    z = keras.Input((2,))
+    logits = keras.layers.Dense(math.prod(INPUT_SHAPE), kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(bias))(z)
+    decoder = keras.Model(z, keras.layers.Reshape(INPUT_SHAPE)(logits))
+    return VAE(encoder, decoder, seed=0)
+
+
+def test_importance_weighted_nll_is_exact_when_the_posterior_is_exact(images):
+    vae = prior_vae(bias=0.3)
+    x = images[:10]
+    exact = -to_numpy(likelihoods.bernoulli_log_prob(x, np.full(x.shape, 0.3, "float32")))
+    for chunk_size in (None, 3):
+        nll = to_numpy(metrics.importance_weighted_nll(vae, x, num_samples=20, chunk_size=chunk_size, seed=1))
+        assert nll.shape == (10,)
+        np.testing.assert_allclose(nll, exact, rtol=1e-5)
+
+
+def test_importance_weighted_nll_tightens_the_elbo(images):
+    vae = small_vae()
+    vae.compile()
+    vae.fit(images, epochs=3, batch_size=32, verbose=0)
+    x = images[:64]
+    neg_elbo = np.mean([float(to_numpy(vae.evaluate(x, verbose=0, return_dict=True)["loss"])) for _ in range(5)])
+    nll = to_numpy(metrics.importance_weighted_nll(vae, x, num_samples=200, seed=0))
+    assert np.all(np.isfinite(nll))
+    assert nll.mean() <= neg_elbo + 0.05
+
+
+def test_latent_statistics_summarise_the_encoder(images):
+    vae = small_vae(latent_dim=3)
+    stats = diagnostics.latent_statistics(vae, images[:300], batch_size=100)
+    assert len(stats["kl_per_dim"]) == len(stats["variance_per_dim"]) == len(stats["activity_per_dim"]) == 3
+    np.testing.assert_allclose(stats["kl"], sum(stats["kl_per_dim"]), rtol=1e-5)
+    assert 0 <= stats["active_units"] <= 3
+    assert stats["mutual_info"] < math.log(100) + 0.2
+
+
+def healthy_history(epochs=10):
+    t = np.arange(epochs)
+    kl = 20 - 8 * np.exp(-t)
+    reconstruction = 80 + 70 * np.exp(-t / 2)
+    return {
+        "loss": list(reconstruction + kl),
+        "reconstruction_loss": list(reconstruction),
+        "kl_loss": list(kl),
+        "val_loss": list(reconstruction + kl + 1),
+    }
+
+
+def test_diagnose_passes_a_healthy_run_line_by_line():
+    diagnosis = diagnostics.diagnose(healthy_history(), latent_dim=32)
+    assert diagnosis.healthy, str(diagnosis)
+    report = str(diagnosis)
+    for line in ("Total loss decreasing", "Reconstruction improving", "KL increasing then stabilizing", "Train ≈ val"):
+        assert f"✅ {line}" in report
+    assert "healthy" in report.splitlines()[-1]
+
+
+def test_diagnose_names_collapse_and_its_remedies():
+    history = healthy_history()
+    history["kl_loss"] = [0.5, 0.05, 0.01, 0.005, 0.004, 0.004, 0.004, 0.004, 0.004, 0.004]
+    curves = [{"active_units": 0, "mutual_info": 0.01}]
+    diagnosis = diagnostics.diagnose(history, latent_dim=32, latent_curves=curves)
+    assert not diagnosis.healthy
+    failed = {c.name for c in diagnosis.checks if not c.passed}
+    assert {"No posterior collapse", "KL in the healthy range"} <= failed
+    assert "no active units" in str(diagnosis) and "free bits" in str(diagnosis)
+
+
+def test_diagnose_flags_a_train_val_gap_and_needs_two_epochs():
+    history = healthy_history()
+    history["val_loss"] = [v * 1.5 for v in history["val_loss"]]
+    failed = [c.name for c in diagnostics.diagnose(history, latent_dim=32).checks if not c.passed]
+    assert failed == ["Train ≈ val"]
+    with pytest.raises(ValueError, match="two epochs"):
+        diagnostics.diagnose({"loss": [1.0], "reconstruction_loss": [1.0], "kl_loss": [1.0]}, latent_dim=2)
+
+
+def test_read_history_csv_reads_keras_csv_logger(images, tmp_path):
+    vae = small_vae()
+    vae.compile()
+    path = tmp_path / "history.csv"
+    history = vae.fit(images[:64], epochs=2, batch_size=32, verbose=0, callbacks=[keras.callbacks.CSVLogger(str(path))])
+    read = diagnostics.read_history_csv(path)
+    np.testing.assert_allclose(read["loss"], history.history["loss"], rtol=1e-5)
+    assert read["epoch"] == [0.0, 1.0]
