@@ -119,3 +119,14 @@ def test_read_history_csv_reads_keras_csv_logger(images, tmp_path):
     read = diagnostics.read_history_csv(path)
     np.testing.assert_allclose(read["loss"], history.history["loss"], rtol=1e-5)
     assert read["epoch"] == [0.0, 1.0]
+
+
+def test_training_curves_figure_is_written(tmp_path):
+    import matplotlib.image
+
+    from keras_vae import plotting
+
+    records = [{"epoch": e, "variance_per_dim": [0.1 * e, 0.2]} for e in (1, 2, 3)]
+    path = plotting.plot_training_curves(healthy_history(3), str(tmp_path / "curves.png"), latent_records=records)
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and image.shape[1] > 3 * image.shape[0]  # four panels side by side
