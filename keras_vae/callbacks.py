@@ -4,7 +4,8 @@ They read the model at epoch ends (or every N steps), after Keras has synced
 the train state, so they work under jit on TensorFlow, JAX and PyTorch. Files
 are written atomically into `output_dir`. Keras's own `CSVLogger`,
 `TensorBoard` and `ProgbarLogger` do the rest: the summary numbers these
-callbacks add to the epoch logs (`active_units`, `mutual_info`) reach them.
+callbacks add to the epoch logs (`active_units`, `mutual_info`) reach them when
+these callbacks come before them in the list.
 """
 
 import os
@@ -32,10 +33,12 @@ class AggressiveTrainingSwitch(keras.callbacks.Callback):
 
     He et al. (2019) train the encoder aggressively only until the mutual
     information between x and z, measured on held-out data after each epoch,
-    stops climbing. `VAE.fit` adds this callback itself when the model was
-    compiled with `aggressive=True`; it logs `aggressive` (1 while the epoch ran
-    in aggressive mode), `encoder_steps` (mean inner encoder updates per
-    iteration) and `mutual_info` (while aggressive).
+    stops climbing. `VAE.fit` puts this callback first in the list itself when
+    the model was compiled with `aggressive=True`. It logs `aggressive` (1 while
+    the epoch ran in aggressive mode), `encoder_steps` (mean inner encoder
+    updates per iteration) and, while aggressive, `val_mutual_info`. The best
+    estimate and the epochs since are model state, so the rule holds across
+    `fit` calls and saves.
 
     Args:
         data: held-out data (anything `fit` accepts as `x`) for the estimate.
@@ -48,28 +51,29 @@ class AggressiveTrainingSwitch(keras.callbacks.Callback):
         self.data = data
         self.patience = patience
         self.batch_size = batch_size
-        self.best = -np.inf
-        self.wait = 0
 
     def on_epoch_end(self, epoch, logs=None):
         logs = {} if logs is None else logs
-        counts = self.model.pop_inner_step_counts()
-        active = self.model.is_aggressive()
+        model = self.model
+        counts = model.pop_inner_step_counts()
+        active = model.is_aggressive()
         logs[training.AGGRESSIVE] = float(active)
         logs[training.ENCODER_STEPS] = float(np.mean(counts)) if counts else 0.0
         if not active:
             return
-        mutual_info = diagnostics.latent_statistics(self.model, self.data, self.batch_size)["mutual_info"]
-        logs[training.MUTUAL_INFO] = mutual_info
-        if mutual_info > self.best:
-            self.best, self.wait = mutual_info, 0
+        mutual_info = diagnostics.latent_statistics(model, self.data, self.batch_size)["mutual_info"]
+        logs[training.VAL_MUTUAL_INFO] = mutual_info
+        best = float(keras.ops.convert_to_numpy(model.best_mutual_info))
+        if mutual_info > best:
+            model.best_mutual_info.assign(mutual_info)
+            model.epochs_without_mi_gain.assign(0)
             return
-        self.wait += 1
-        if self.wait >= self.patience:
-            self.model.aggressive_mode.assign(0)
+        model.epochs_without_mi_gain.assign_add(1)
+        if int(keras.ops.convert_to_numpy(model.epochs_without_mi_gain)) >= self.patience:
+            model.aggressive_mode.assign(0)
             print(
                 f"Epoch {epoch + 1}: mutual information stopped rising "
-                f"({mutual_info:.3f} ≤ best {self.best:.3f} nats); aggressive "
+                f"({mutual_info:.3f} ≤ best {best:.3f} nats); aggressive "
                 "encoder training is off from now on."
             )
 
@@ -102,6 +106,7 @@ class LatentDynamics(keras.callbacks.Callback):
         self.tensorboard_dir = tensorboard_dir and os.fspath(tensorboard_dir)
         self.records = []
         self._epoch = 0
+        self._writer = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -114,7 +119,7 @@ class LatentDynamics(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         record = self._record(epoch + 1)
         if logs is not None:
-            logs["active_units"] = record["active_units"]
+            logs[training.ACTIVE_UNITS] = record["active_units"]
             logs[training.MUTUAL_INFO] = record["mutual_info"]
 
     def _record(self, epoch):
@@ -140,7 +145,8 @@ class LatentDynamics(keras.callbacks.Callback):
         if self.tensorboard_dir:
             import tensorflow as tf
 
-            with tf.summary.create_file_writer(self.tensorboard_dir).as_default():
+            self._writer = self._writer or tf.summary.create_file_writer(self.tensorboard_dir)
+            with self._writer.as_default():
                 for j in dims:
                     tf.summary.scalar(f"latent/variance_{j}", record["variance_per_dim"][j], step=record["step"])
                     tf.summary.scalar(f"latent/kl_{j}", record["kl_per_dim"][j], step=record["step"])
@@ -197,7 +203,7 @@ class LatentSpacePlot(_EpochFigures):
         z_mean, _ = diagnostics.encode_data(self.model, self.x)
         grid = None
         if z_mean.shape[1] == 2 and np.ndim(self.x) >= 3:
-            # Quantiles of the prior, so the grid covers where the decoder has been trained.
+            # ±1.8 standard deviations of the prior: where the decoder has seen most codes.
             edge = np.linspace(-1.8, 1.8, self.grid_size)
             plane = np.stack(np.meshgrid(edge, edge[::-1]), axis=-1).reshape(-1, 2).astype("float32")
             grid = np.asarray(keras.ops.convert_to_numpy(self.model.decode(plane)))
@@ -252,12 +258,6 @@ class CollapseMonitor(keras.callbacks.Callback):
         batch_size: int. Defaults to `128`.
     """
 
-    REMEDIES = (
-        "lower β (compile(beta=0.5)); KL annealing (beta=keras_vae.schedules.LinearWarmup(steps)); "
-        "cyclical annealing (beta=keras_vae.schedules.Cyclical(total_steps)); free bits "
-        "(compile(free_bits=0.1)); aggressive encoder training (compile(aggressive=True)); a weaker decoder"
-    )
-
     def __init__(self, data, kl_threshold=0.1, mi_threshold=0.1, patience=2, batch_size=128):
         super().__init__()
         self.data = data
@@ -285,7 +285,7 @@ class CollapseMonitor(keras.callbacks.Callback):
             warnings.warn(
                 PosteriorCollapseWarning(
                     f"Epoch {epoch + 1}: posterior collapse: {'; '.join(flags)}. The encoder ignores its "
-                    f"input and the decoder models the data without z. Remedies: {self.REMEDIES}."
+                    f"input and the decoder models the data without z. Remedies: {diagnostics.REMEDIES}."
                 ),
                 stacklevel=2,
             )
@@ -294,7 +294,8 @@ class CollapseMonitor(keras.callbacks.Callback):
 class EpochLogger(keras.callbacks.Callback):
     """One line per epoch: `epoch 005 | train loss=0.5926 recon=0.4825 kl=0.2203 | val loss=0.5779`.
 
-    β is shown while it changes (and when it is not 1).
+    β is shown in every epoch where it differs from the epoch before, and in the
+    first epoch when it is not 1.
     """
 
     def __init__(self, print_fn=print):

@@ -39,7 +39,7 @@ def image_dataset(name, split, batch_size=128, shuffle=False, seed=None, data_di
     image_feature = features[image_key]
     dataset = builder.as_dataset(split=split, shuffle_files=shuffle)
     # binarized_mnist stores 0/1 in uint8; other uint8 images are 0..255.
-    scale = 255.0 if image_feature.dtype == tf.uint8 and not name.startswith("binarized") else 1.0
+    scale = 255.0 if image_feature.np_dtype == np.uint8 and not name.startswith("binarized") else 1.0
     dataset = dataset.map(
         lambda example: tf.cast(example[image_key], tf.float32) / scale, num_parallel_calls=tf.data.AUTOTUNE
     )

@@ -19,6 +19,12 @@ from keras_vae.data import numpy_batches
 # is unused (posterior collapse); far above, the posterior is far from the prior.
 HEALTHY_KL_PER_DIMENSION = (0.1, 2.0)
 
+REMEDIES = (
+    "lower β (compile(beta=0.5)); KL annealing (beta=keras_vae.schedules.LinearWarmup(steps)); "
+    "cyclical annealing (beta=keras_vae.schedules.Cyclical(total_steps)); free bits "
+    "(compile(free_bits=0.1)); aggressive encoder training (compile(aggressive=True)); a weaker decoder"
+)
+
 
 def _numpy(value):
     return np.asarray(keras.ops.convert_to_numpy(value))
@@ -44,9 +50,13 @@ def latent_statistics(vae, data, batch_size=128, seed=None):
         `activity_per_dim` and `active_units` (Burda et al.), and `mutual_info`
         (He et al.'s estimator averaged over minibatches of `batch_size`, so it
         is bounded by log(batch_size)).
+
+    `seed` (int or `keras.random.SeedGenerator`) drives the draws of z of the
+    MI estimate; by default a fixed one, so estimates on the same data compare.
     """
     z_mean, z_log_var = encode_data(vae, data, batch_size)
-    seed = vae.seed_generator if seed is None else seed
+    # Its own random numbers: watching a run must not change the draws it trains on.
+    seed = keras.random.SeedGenerator(0) if seed is None else seed
     total, count = 0.0, 0
     for start in range(0, len(z_mean), batch_size):
         stop = min(start + batch_size, len(z_mean))
@@ -98,11 +108,7 @@ class Diagnosis:
         if failed:
             lines.append(f"Conclusion: needs attention ({'; '.join(failed)}).")
             if any("collapse" in name or "KL" in name for name in failed):
-                lines.append(
-                    "Remedies against collapse: lower β; KL annealing (beta=schedules.LinearWarmup(...)); "
-                    "cyclical annealing (schedules.Cyclical(...)); free bits (free_bits=0.1); "
-                    "aggressive encoder training (aggressive=True)."
-                )
+                lines.append(f"Remedies against collapse: {REMEDIES}.")
         else:
             lines.append("Conclusion: training is healthy; the latent code is in use.")
         return "\n".join(lines)
@@ -147,7 +153,7 @@ def diagnose(history, latent_dim, latent_curves=None, kl_per_dimension=HEALTHY_K
             f"{kl_per_dim:.3g} nats per latent dimension (healthy {low}–{high})",
         ),
     ]
-    collapse_flags = [f"KL {kl[-1]:.3g} nats"] if kl[-1] < low else []
+    collapse_flags = [f"KL {kl_per_dim:.3g} nats per latent dimension"] if kl_per_dim < low else []
     if latent_curves:
         last = latent_curves[-1]
         if last["active_units"] == 0:

@@ -19,6 +19,9 @@ def atomic_path(path):
     os.close(handle)
     try:
         yield temporary
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; give it a normal file's mode
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):

@@ -73,9 +73,12 @@ class EncoderDecoderOptimizer(keras.optimizers.Optimizer):
     def apply(self, grads, trainable_variables=None):
         if trainable_variables is None:
             trainable_variables = self._trainable_variables
-        trainable_variables = list(trainable_variables)
         if not self.built:
-            self.build(trainable_variables)
+            raise ValueError(
+                "EncoderDecoderOptimizer must be built on all of the model's trainable "
+                "variables before a step updates only some of them: call "
+                "optimizer.build(model.trainable_variables) first."
+            )
         routed = {True: ([], []), False: ([], [])}
         for grad, variable in zip(grads, trainable_variables):
             gradients, variables = routed[bool(self.is_encoder_variable(variable))]

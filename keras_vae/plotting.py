@@ -1,19 +1,23 @@
-"""Matplotlib figures of training dynamics, the latent space and images, saved atomically as PNG."""
+"""Matplotlib figures of training dynamics, the latent space and images, saved atomically as PNG.
 
-import matplotlib
+Figures are made with `matplotlib.figure.Figure`, not pyplot: no display, no
+global backend switch, nothing left open in a notebook's pyplot state.
+"""
 
-matplotlib.use("Agg")  # files only; never needs a display
+import numpy as np
+from matplotlib.figure import Figure
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from keras_vae.files import atomic_path
 
-from keras_vae.files import atomic_path  # noqa: E402
+
+def _figure(rows, columns, figsize, **kwargs):
+    figure = Figure(figsize=figsize)
+    return figure, figure.subplots(rows, columns, **kwargs)
 
 
 def save_figure(figure, path):
     with atomic_path(path) as temporary:
         figure.savefig(temporary, dpi=100, bbox_inches="tight")
-    plt.close(figure)
     return path
 
 
@@ -22,7 +26,7 @@ def plot_latent_dynamics(records, path, title=None):
     steps = [r["step"] for r in records]
     variance = np.asarray([r["variance_per_dim"] for r in records])
     kl = np.asarray([r["kl_per_dim"] for r in records])
-    figure, axes = plt.subplots(1, 3, figsize=(15, 4))
+    figure, axes = _figure(1, 3, figsize=(15, 4))
     axes[0].plot(steps, variance, linewidth=1)
     axes[0].set(yscale="log", xlabel="iteration", ylabel="mean encoder σ²", title="σ² per latent dimension")
     axes[1].plot(steps, kl, linewidth=1)
@@ -55,7 +59,7 @@ def image_grid(images, columns):
 
 def plot_images(images, path, title=None, columns=8):
     """A grid of images with values in [0, 1]."""
-    figure, axis = plt.subplots(figsize=(columns, -(-len(images) // columns)))
+    figure, axis = _figure(1, 1, figsize=(columns, -(-len(images) // columns)))
     axis.imshow(image_grid(images, columns), cmap="gray", vmin=0, vmax=1)
     axis.axis("off")
     if title:
@@ -77,7 +81,7 @@ def plot_latent_space(z, path, labels=None, decoded_grid=None, title=None):
     """Posterior means as a scatter coloured by label, and the decoded latent plane if given."""
     points = project_2d(z)
     panels = 2 if decoded_grid is not None else 1
-    figure, axes = plt.subplots(1, panels, figsize=(6 * panels, 5.5), squeeze=False)
+    figure, axes = _figure(1, panels, figsize=(6 * panels, 5.5), squeeze=False)
     scatter = axes[0, 0].scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=4)
     if labels is not None:
         figure.colorbar(scatter, ax=axes[0, 0], label="label")
@@ -99,7 +103,7 @@ def plot_latent_space(z, path, labels=None, decoded_grid=None, title=None):
 def plot_training_curves(history, path, latent_records=None):
     """Loss, reconstruction and KL per epoch (train and val), and σ² per latent dimension."""
     panels = [("loss", "total loss"), ("reconstruction_loss", "reconstruction"), ("kl_loss", "KL (nats)")]
-    figure, axes = plt.subplots(1, 4 if latent_records else 3, figsize=(5 * (4 if latent_records else 3), 4))
+    figure, axes = _figure(1, 4 if latent_records else 3, figsize=(5 * (4 if latent_records else 3), 4))
     for axis, (key, label) in zip(axes, panels):
         epochs = np.arange(1, len(history[key]) + 1)
         axis.plot(epochs, history[key], label="train")

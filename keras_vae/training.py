@@ -25,7 +25,9 @@ KL_LOSS = "kl_loss"
 BETA = "beta"
 AGGRESSIVE = "aggressive"
 ENCODER_STEPS = "encoder_steps"
-MUTUAL_INFO = "mutual_info"
+ACTIVE_UNITS = "active_units"
+MUTUAL_INFO = "mutual_info"  # on a probe set (LatentDynamics)
+VAL_MUTUAL_INFO = "val_mutual_info"  # on validation data (the aggressive-training switch)
 
 
 def random_batches(data, batch_size):

@@ -63,10 +63,17 @@ def test_epoch_logger_shows_beta_only_when_it_changes_or_is_not_one():
     logs = {"loss": 1.5, "reconstruction_loss": 1.25, "kl_loss": 0.25, "beta": 1.0}
     logger.on_epoch_end(0, dict(logs))
     logger.on_epoch_end(1, dict(logs, val_loss=1.4))
+    logger.on_epoch_end(2, dict(logs, beta=0.5))
+    logger.on_epoch_end(3, dict(logs, beta=0.5))
     assert lines == [
         "epoch 001 | train loss=1.5000 recon=1.2500 kl=0.2500",
         "epoch 002 | train loss=1.5000 recon=1.2500 kl=0.2500 | val loss=1.4000",
+        "epoch 003 | train loss=1.5000 recon=1.2500 kl=0.2500 beta=0.5000",
+        "epoch 004 | train loss=1.5000 recon=1.2500 kl=0.2500",
     ]
+    first = []
+    callbacks.EpochLogger(print_fn=first.append).on_epoch_end(0, dict(logs, beta=0.5))
+    assert first == ["epoch 001 | train loss=1.5000 recon=1.2500 kl=0.2500 beta=0.5000"]
 
 
 def collapsed(vae):

@@ -19,6 +19,8 @@ def test_version_and_help_need_no_keras_import():
     assert output.strip() == "False"
     result = CliRunner().invoke(main, ["--version"])
     assert result.exit_code == 0 and __version__ in result.output
+    result = CliRunner().invoke(main, ["train", "--help"])
+    assert result.exit_code == 0 and "--backend" in result.output and "--free-bits" in result.output
 
 
 def test_train_writes_a_run_directory(tmp_path):

@@ -50,6 +50,27 @@ def test_importance_weighted_nll_is_exact_when_the_posterior_is_exact(images):
         np.testing.assert_allclose(nll, exact, rtol=1e-5)
 
 
+def test_importance_weighted_nll_is_exact_for_a_linear_gaussian_model():
+    # p(z) = N(0, 1), p(x|z) = N(z, s²): p(x) = N(0, 1 + s²), and the exact
+    # posterior N(x / (1 + s²), s² / (1 + s²)) makes every importance weight equal.
+    s2 = 0.25
+    x_in = keras.Input((1,))
+    encoder = keras.Model(
+        x_in,
+        [
+            keras.layers.Dense(1, kernel_initializer=keras.initializers.Constant(1 / (1 + s2)), bias_initializer="zeros")(x_in),
+            keras.layers.Dense(1, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(math.log(s2 / (1 + s2))))(x_in),
+        ],
+    )
+    z_in = keras.Input((1,))
+    decoder = keras.Model(z_in, keras.layers.Dense(1, kernel_initializer="ones", bias_initializer="zeros")(z_in))
+    vae = VAE(encoder, decoder, likelihood=likelihoods.Gaussian(scale=math.sqrt(s2)))
+    x = np.linspace(-2.0, 2.0, 9, dtype="float32")[:, None]
+    exact = 0.5 * (x[:, 0] ** 2 / (1 + s2) + math.log(2 * math.pi * (1 + s2)))
+    nll = to_numpy(metrics.importance_weighted_nll(vae, x, num_samples=7, chunk_size=2, seed=3))
+    np.testing.assert_allclose(nll, exact, rtol=1e-4)
+
+
 def test_importance_weighted_nll_tightens_the_elbo(images):
     vae = small_vae()
     vae.compile()

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import INPUT_SHAPE, prototype_images, small_vae, to_numpy
+from conftest import INPUT_SHAPE, small_vae, to_numpy
 from keras_vae import architectures, likelihoods, schedules
 from keras_vae.models import VAE
 
@@ -26,6 +26,13 @@ def test_compile_with_no_arguments_trains_and_lowers_the_loss(images):
     np.testing.assert_allclose(
         history["val_loss"], np.add(history["val_reconstruction_loss"], history["val_kl_loss"]), rtol=1e-4
     )
+
+
+def test_eager_mode_trains_too(images):
+    vae = small_vae()
+    vae.compile(run_eagerly=True, aggressive=True, max_inner_steps=2)
+    history = vae.fit(images[:64], epochs=2, batch_size=32, verbose=0).history
+    assert np.all(np.isfinite(history["loss"])) and history["encoder_steps"] == [2.0, 2.0]
 
 
 def test_shapes_of_the_public_methods(images):
@@ -76,6 +83,7 @@ def test_keras_round_trip_restores_class_outputs_and_training_state(images, tmp_
     vae = small_vae()
     vae.compile(beta=schedules.CosineWarmup(50, start=0.1), free_bits=0.05, aggressive=True, max_inner_steps=3)
     vae.fit(images, epochs=1, batch_size=64, verbose=0)
+    vae.aggressive_mode.assign(0)  # as if the switch had ended aggressive mode
     path = tmp_path / "vae.keras"
     vae.save(path)
     restored = keras.models.load_model(path)
@@ -85,7 +93,8 @@ def test_keras_round_trip_restores_class_outputs_and_training_state(images, tmp_
         to_numpy(restored.reconstruct(images[:8])), to_numpy(vae.reconstruct(images[:8])), atol=1e-6
     )
     assert int(to_numpy(restored.train_iterations)) == int(to_numpy(vae.train_iterations)) > 0
-    assert restored.is_aggressive() == vae.is_aggressive()
+    assert not restored.is_aggressive() and restored.aggressive
+    assert float(to_numpy(restored.best_mutual_info)) == float(to_numpy(vae.best_mutual_info)) > -1e9
     assert restored.beta_schedule.get_config() == vae.beta_schedule.get_config()
     assert (restored.free_bits, restored.max_inner_steps) == (0.05, 3)
     for name in ("encoder_optimizer", "decoder_optimizer"):
@@ -184,7 +193,23 @@ def test_train_steps_are_compiled(images):
         assert vae.jit_compile is False  # Keras runs PyTorch eagerly by default
 
 
-def test_prototype_data_is_learnable_on_every_seed():
-    # Guards the fixtures above: the data must carry structure for the tests to mean anything.
-    x, labels = prototype_images(seed=3)
-    assert x.shape == (512, *INPUT_SHAPE) and len(np.unique(labels)) == 4
+def test_train_part_on_batch_works_on_a_fresh_model(images):
+    for vae in (small_vae(), VAE(TinyEncoder(2), architectures.mlp_decoder(INPUT_SHAPE, 2))):
+        vae.compile()
+        for part in ("decoder", "encoder", "joint"):
+            result = vae.train_part_on_batch(images[:32], part)
+            assert np.all(np.isfinite(to_numpy(result["loss"] if isinstance(result, dict) else result)))
+        assert int(to_numpy(vae.optimizer.encoder_optimizer.iterations)) == 2
+        assert int(to_numpy(vae.optimizer.decoder_optimizer.iterations)) == 2
+
+
+def test_fit_rejects_what_it_cannot_honour(images):
+    vae = small_vae()
+    vae.compile()
+    with pytest.raises(ValueError, match="sample_weight"):
+        vae.fit(images[:32], sample_weight=np.ones(32), verbose=0)
+    vae.compile(aggressive=True)
+    with pytest.raises(ValueError, match="validation_data instead"):
+        vae.fit(images[:64], validation_split=0.25, verbose=0)
+    with pytest.raises(ValueError, match="one-shot"):
+        vae.fit((batch for batch in [images[:32]]), verbose=0)

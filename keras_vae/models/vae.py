@@ -1,5 +1,6 @@
 """The variational autoencoder model."""
 
+import collections.abc
 import itertools
 
 import keras
@@ -64,6 +65,13 @@ class VAE(VAETrainer, keras.Model):
         )
         self.aggressive_mode = self.add_weight(
             shape=(), dtype="int32", initializer="zeros", trainable=False, name="aggressive_mode"
+        )
+        # He et al.'s stopping rule, kept across fit() calls and saves.
+        self.best_mutual_info = self.add_weight(
+            shape=(), initializer=keras.initializers.Constant(-1e9), trainable=False, name="best_mutual_info"
+        )
+        self.epochs_without_mi_gain = self.add_weight(
+            shape=(), dtype="int32", initializer="zeros", trainable=False, name="epochs_without_mi_gain"
         )
         self.loss_terms_tracker = _MeanOfTerms((loop.RECONSTRUCTION_LOSS, loop.KL_LOSS, loop.BETA))
         # Training options, replaced by `compile`.
@@ -179,6 +187,8 @@ class VAE(VAETrainer, keras.Model):
 
         A training call counts one iteration of the β schedule.
         """
+        if sample_weight is not None:
+            raise ValueError("VAE does not weight examples: remove `sample_weight` (or `class_weight`) from fit().")
         terms = self.loss_terms(x, y_pred)
         self.loss_terms_tracker.update_state(terms, sample_weight=ops.shape(x)[0])
         if training:
@@ -261,6 +271,8 @@ class VAE(VAETrainer, keras.Model):
         self.inner_check_every = int(inner_check_every)
         self.mi_patience = int(mi_patience)
         self.aggressive_mode.assign(int(self.aggressive))
+        self.best_mutual_info.assign(-1e9)
+        self.epochs_without_mi_gain.assign(0)
         self._compile_arguments = dict(
             optimizer=pair,
             beta=self.beta_schedule,
@@ -297,18 +309,34 @@ class VAE(VAETrainer, keras.Model):
         """`keras.Model.fit`, plus the extra data and callback of aggressive training.
 
         With `aggressive=True`, the inner encoder loop draws random minibatches
-        of `x`, and I(x; z) is measured after each epoch on `validation_data`
-        (on `x` when there is none).
+        of `x` (a `tf.data.Dataset` in its own order: shuffle it with
+        `reshuffle_each_iteration`), and I(x; z) is measured after each epoch on
+        `validation_data` (on `x` when there is none).
         """
+        if kwargs.get("sample_weight") is not None or kwargs.get("class_weight") is not None:
+            raise ValueError("VAE does not weight examples: remove `sample_weight` (or `class_weight`) from fit().")
         callbacks = list(callbacks or [])
         if self.aggressive:
+            if validation_split:
+                raise ValueError(
+                    "Aggressive training draws extra batches from all of `x`, held-out part "
+                    "included: pass validation_data instead of validation_split."
+                )
+            if isinstance(x, collections.abc.Iterator):
+                raise ValueError(
+                    "Aggressive training reads `x` twice (fit's pass and the inner loop's random "
+                    "batches); a one-shot iterator or generator cannot be: pass arrays, a "
+                    "tf.data.Dataset or a keras.utils.PyDataset."
+                )
             self._encoder_batches = loop.random_batches(x, batch_size or 32)
-            callbacks.append(
+            # First, so that CSVLogger, TensorBoard and checkpoints see its logs and its decision.
+            callbacks.insert(
+                0,
                 AggressiveTrainingSwitch(
                     x if validation_data is None else validation_data,
                     patience=self.mi_patience,
-                    batch_size=batch_size or 32,
-                )
+                    batch_size=batch_size or 128,
+                ),
             )
         try:
             return super().fit(
@@ -332,9 +360,16 @@ class VAE(VAETrainer, keras.Model):
         step updates only the encoder and its optimizer, and leaves the metrics
         and the β schedule's iteration counter unchanged; a decoder step updates
         only the decoder (and learned likelihood parameters) and its optimizer.
+
+        Returns:
+            The batch loss for an encoder step; the running metrics (a dict) otherwise.
         """
         if part not in loop.PARTS:
             raise ValueError(f"`part` must be one of {loop.PARTS}; got {part!r}.")
+        if not self.built:
+            self(x)
+        if not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
         return self._train_part_on_batch(x, part)
 
     def is_aggressive(self):
