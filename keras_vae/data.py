@@ -38,8 +38,7 @@ def image_dataset(name, split, batch_size=128, shuffle=False, seed=None, data_di
         raise ValueError(f"TFDS dataset {name!r} has no 'image' feature; keras-vae expects images.")
     image_feature = features[image_key]
     dataset = builder.as_dataset(split=split, shuffle_files=shuffle)
-    # binarized_mnist stores 0/1 in uint8; other uint8 images are 0..255.
-    scale = 255.0 if image_feature.np_dtype == np.uint8 and not name.startswith("binarized") else 1.0
+    scale = _pixel_scale(name, image_feature.np_dtype)
     dataset = dataset.map(
         lambda example: tf.cast(example[image_key], tf.float32) / scale, num_parallel_calls=tf.data.AUTOTUNE
     )
@@ -74,11 +73,15 @@ def labelled_arrays(name, split, data_dir=None):
     For probe sets (latent-space plots coloured by label); loads the whole split
     into memory, so slice it (`"test[:2000]"`).
     """
-    dataset, _ = image_dataset(name, split, batch_size=1024, data_dir=data_dir)
     import tensorflow_datasets as tfds
 
-    labels = tfds.as_numpy(
-        tfds.load(name, split=split, data_dir=data_dir or os.environ.get("TFDS_DATA_DIR"), batch_size=-1)
-    )["label"]
-    images = np.concatenate(list(dataset.as_numpy_iterator()))
-    return images, labels
+    dataset = tfds.load(name, split=split, data_dir=data_dir or os.environ.get("TFDS_DATA_DIR"))
+    batches = list(tfds.as_numpy(dataset.batch(1024)))
+    images = np.concatenate([batch["image"] for batch in batches])
+    labels = np.concatenate([batch["label"] for batch in batches])
+    return images.astype("float32") / _pixel_scale(name, images.dtype), labels
+
+
+def _pixel_scale(name, dtype):
+    # binarized_mnist stores 0/1 in uint8; other uint8 images are 0..255.
+    return 255.0 if dtype == np.uint8 and not name.startswith("binarized") else 1.0
