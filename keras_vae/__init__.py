@@ -16,11 +16,14 @@ _LAZY_ATTRIBUTES = {
 _LAZY_MODULES = (
     "architectures",
     "callbacks",
+    "data",
+    "diagnostics",
     "likelihoods",
     "losses",
     "metrics",
     "models",
     "optimizers",
+    "plotting",
     "schedules",
 )
 
