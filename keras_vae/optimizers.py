@@ -61,13 +61,15 @@ class EncoderDecoderOptimizer(keras.optimizers.Optimizer):
     def variables(self):
         return self._variables + self.encoder_optimizer.variables + self.decoder_optimizer.variables
 
-    def variable_slices(self):
-        """Where each sub-optimizer's variables sit in `variables` (for stateless JAX updates)."""
+    def parts(self):
+        """`{"encoder": (optimizer, slice), "decoder": ...}`: each sub-optimizer and
+        where its variables sit in `variables` (for stateless JAX updates)."""
         start = len(self._variables)
         middle = start + len(self.encoder_optimizer.variables)
+        end = middle + len(self.decoder_optimizer.variables)
         return {
-            "encoder": slice(start, middle),
-            "decoder": slice(middle, middle + len(self.decoder_optimizer.variables)),
+            "encoder": (self.encoder_optimizer, slice(start, middle)),
+            "decoder": (self.decoder_optimizer, slice(middle, end)),
         }
 
     def apply(self, grads, trainable_variables=None):

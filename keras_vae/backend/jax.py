@@ -14,9 +14,6 @@ import keras
 
 from keras_vae import training as loop
 
-_SUB_OPTIMIZERS = (loop.ENCODER, loop.DECODER)
-
-
 class VAETrainer:
     def _train_step(self, state, data, part):
         trainable, non_trainable, optimizer_values, metrics_values = state
@@ -44,13 +41,12 @@ class VAETrainer:
         )
         gradient_of = dict(zip(indices, grads))
         trainable, optimizer_values = list(trainable), list(optimizer_values)
-        slices = self.optimizer.variable_slices()
-        for name in _SUB_OPTIMIZERS:
+        for name, (optimizer, variables) in self.optimizer.parts().items():
             if part not in (name, loop.JOINT):
                 continue
             owned = self._trainable_indices(name)
-            new_values, optimizer_values[slices[name]] = getattr(self.optimizer, f"{name}_optimizer").stateless_apply(
-                optimizer_values[slices[name]], [gradient_of[i] for i in owned], [trainable[i] for i in owned]
+            new_values, optimizer_values[variables] = optimizer.stateless_apply(
+                optimizer_values[variables], [gradient_of[i] for i in owned], [trainable[i] for i in owned]
             )
             for i, value in zip(owned, new_values):
                 trainable[i] = value

@@ -398,7 +398,8 @@ class VAE(VAETrainer, keras.Model):
             self.max_inner_steps,
             self.inner_check_every,
         )
-        self._inner_step_counts.append(steps)
+        if self._encoder_batches is not None:  # inside fit, whose switch reads and clears them
+            self._inner_step_counts.append(steps)
         return run_step(loop.DECODER, data)
 
     def _is_encoder_variable(self, variable):
