@@ -8,7 +8,10 @@ callbacks add to the epoch logs (`active_units`, `mutual_info`) reach them when
 these callbacks come before them in the list.
 """
 
+import csv
 import os
+import shutil
+import tempfile
 import warnings
 
 import keras
@@ -314,3 +317,107 @@ class EpochLogger(keras.callbacks.Callback):
         if "val_loss" in logs:
             line += f" | val loss={logs['val_loss']:.4f}"
         self.print_fn(line)
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss; the run was stopped."""
+
+    def __init__(self, epoch, batch, loss):
+        super().__init__(f"the loss became {loss} in epoch {epoch + 1}, batch {batch + 1}")
+        self.epoch = epoch
+        self.batch = batch
+        self.loss = loss
+
+
+class StopOnNonFiniteLoss(keras.callbacks.TerminateOnNaN):
+    """Keras's `TerminateOnNaN`, raising at once with the epoch and batch.
+
+    Raising (rather than setting `stop_training`) ends `fit` before any
+    epoch-end callback runs on the diverged weights, so no checkpoint, plot or
+    statistic of them is written: the last good checkpoint stays the newest.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get(training.LOSS)
+        if loss is not None and not np.isfinite(loss):
+            raise NonFiniteLossError(getattr(self, "_epoch", 0), batch, float(loss))
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """A resumable checkpoint at every epoch end, written atomically.
+
+    Each checkpoint is a directory `directory/epoch-NNNN/` holding `model.keras`
+    (weights, both optimizers' state, the β schedule's iteration counter and the
+    aggressive-training state: all of it is in the model) and `state.json` (the
+    epoch, the history so far and `extra_state()`). It is written under a
+    temporary name and renamed when complete, so a run killed at any moment
+    leaves only complete checkpoints; `keep` of the newest are kept. With
+    `history_csv`, the history is also rewritten there (atomically) each epoch.
+
+    Keras's `BackupAndRestore` writes its weights and its epoch counter as two
+    files, in place, one after the other: a kill between or during them leaves a
+    backup that does not match its counter. Hence this callback.
+
+    Args:
+        directory: str, where the `epoch-NNNN` directories go.
+        keep: int, checkpoints kept. Defaults to `2`.
+        history: dict of per-epoch lists to continue (from a resumed checkpoint).
+        extra_state: callable returning a JSON-serializable dict, or None.
+        history_csv: str or None.
+    """
+
+    def __init__(self, directory, keep=2, history=None, extra_state=None, history_csv=None):
+        super().__init__()
+        self.directory = os.fspath(directory)
+        self.keep = keep
+        self.history = {key: list(values) for key, values in (history or {}).items()}
+        self.extra_state = extra_state
+        self.history_csv = history_csv
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        done = len(next(iter(self.history.values()), []))
+        for key in set(self.history) | set(logs):
+            # A key that appears later (e.g. val_mutual_info) is padded with NaN.
+            self.history.setdefault(key, [float("nan")] * done).append(float(logs.get(key, float("nan"))))
+        state = {"epoch": epoch + 1, "history": self.history}
+        if self.extra_state is not None:
+            state.update(self.extra_state())
+        os.makedirs(self.directory, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=".tmp-epoch-", dir=self.directory)
+        try:
+            self.model.save(os.path.join(staging, "model.keras"))
+            write_json(os.path.join(staging, "state.json"), state)
+            os.replace(staging, os.path.join(self.directory, f"epoch-{epoch + 1:04d}"))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        for old in checkpoint_paths(self.directory)[: -self.keep]:
+            shutil.rmtree(old, ignore_errors=True)
+        if self.history_csv:
+            write_history_csv(self.history_csv, self.history)
+
+
+def checkpoint_paths(directory):
+    """Complete `RunCheckpoint` directories in `directory`, oldest first."""
+    if not os.path.isdir(directory):
+        return []
+    names = sorted(n for n in os.listdir(directory) if n.startswith("epoch-") and n[6:].isdigit())
+    return [os.path.join(directory, n) for n in names]
+
+
+def write_history_csv(path, history):
+    """Writes per-epoch lists as `CSVLogger` does (an `epoch` column, then sorted keys), atomically."""
+    keys = sorted(history)
+    epochs = len(history[keys[0]]) if keys else 0
+    with atomic_path(path) as temporary, open(temporary, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["epoch", *keys])
+        for epoch in range(epochs):
+            writer.writerow([epoch, *(_csv_value(history[key][epoch]) for key in keys)])
+
+
+def _csv_value(value):
+    return "NA" if value is None or (isinstance(value, float) and np.isnan(value)) else repr(float(value))

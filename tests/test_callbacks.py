@@ -104,3 +104,40 @@ def test_collapse_monitor_stays_silent_on_a_healthy_model():
     with warnings.catch_warnings():
         warnings.simplefilter("error", callbacks.PosteriorCollapseWarning)
         vae.fit(x, epochs=3, batch_size=16, verbose=0, callbacks=[callbacks.CollapseMonitor(x[:256])])
+
+
+def test_run_checkpoints_resume_training_state_and_stop_before_saving_nan(tmp_path):
+    x, _ = prototype_images(128)
+    vae = small_vae(latent_dim=2)
+    vae.compile(optimizer=keras.optimizers.Adam(1e-2), beta=schedules.LinearWarmup(100), aggressive=True, max_inner_steps=3)
+    checkpoint = callbacks.RunCheckpoint(tmp_path / "checkpoints", keep=2, extra_state=lambda: {"note": "kept"})
+    vae.fit(x, epochs=3, batch_size=32, verbose=0, callbacks=[checkpoint])
+    paths = callbacks.checkpoint_paths(tmp_path / "checkpoints")
+    assert [p.rsplit("-", 1)[-1] for p in paths] == ["0002", "0003"]  # the newest two
+    state = json.loads(open(f"{paths[-1]}/state.json").read())
+    assert state["epoch"] == 3 and state["note"] == "kept" and len(state["history"]["loss"]) == 3
+    restored = keras.models.load_model(f"{paths[-1]}/model.keras")
+    # The β schedule's counter, the aggressive-mode state and both optimizers' steps come back.
+    to_numpy = keras.ops.convert_to_numpy
+    assert int(to_numpy(restored.train_iterations)) == int(to_numpy(vae.train_iterations)) == 12
+    assert int(to_numpy(restored.aggressive_mode)) == int(to_numpy(vae.aggressive_mode))
+    for part in ("encoder_optimizer", "decoder_optimizer"):
+        mine, theirs = getattr(vae.optimizer, part), getattr(restored.optimizer, part)
+        assert int(to_numpy(theirs.iterations)) == int(to_numpy(mine.iterations)) > 0
+        np.testing.assert_allclose(to_numpy(theirs.variables[-1]), to_numpy(mine.variables[-1]), rtol=1e-6)
+
+    class Diverge(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 4:
+                layer = vae.decoder.layers[-2]
+                layer.kernel.assign(np.full(layer.kernel.shape, np.inf, "float32"))
+
+    resumed = callbacks.RunCheckpoint(tmp_path / "checkpoints", history=state["history"])
+    with pytest.raises(callbacks.NonFiniteLossError, match="epoch 5, batch 1"):
+        vae.fit(x, epochs=6, initial_epoch=3, batch_size=32, verbose=0,
+                callbacks=[Diverge(), callbacks.StopOnNonFiniteLoss(), resumed])
+    paths = callbacks.checkpoint_paths(tmp_path / "checkpoints")
+    assert paths[-1].endswith("epoch-0004")  # the diverged epoch left no checkpoint
+    assert len(json.loads(open(f"{paths[-1]}/state.json").read())["history"]["loss"]) == 4
+    good = keras.models.load_model(f"{paths[-1]}/model.keras")
+    assert all(np.all(np.isfinite(to_numpy(w))) for w in good.weights)

@@ -236,7 +236,10 @@ class VAE(VAETrainer, keras.Model):
                 training: before each decoder update, update the encoder alone
                 on fresh random minibatches until its loss stops falling; end
                 this mode once I(x; z) on validation data stops rising.
-                Defaults to `False`.
+                Each optimizer counts its own steps, so a learning-rate
+                schedule on the encoder advances with every inner update:
+                keep it constant, or size an `encoder_optimizer`'s schedule
+                for that. Defaults to `False`.
             max_inner_steps: int, most encoder updates per iteration. Defaults to `100`.
             inner_check_every: int, the inner loop compares windowed mean losses
                 every this many updates and stops when it went up. Defaults to `10`.
