@@ -3,8 +3,12 @@
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
+from keras_vae import likelihoods
+from keras_vae.backend import compile_inference
+from keras_vae.data import numpy_batches
 from keras_vae.losses import gaussian_kl
 
 
@@ -81,47 +85,137 @@ def active_units(z_mean, threshold=0.01):
     return ops.sum(ops.cast(latent_activity(z_mean) > threshold, "int32"))
 
 
+# Decoded examples per compiled chunk of importance samples. On a 2-core CPU
+# with the default MLP, 2048 and 4096 were about equally fast on TensorFlow and
+# PyTorch, 4096 and up slower on JAX, 1024 10-20% slower everywhere.
+DECODED_PER_CHUNK = 2048
+# Examples encoded at once; the chunks then hold DECODED_PER_CHUNK // 128 samples.
+EXAMPLES_PER_BATCH = 128
+
+
 def importance_weighted_nll(vae, x, num_samples=5000, chunk_size=None, seed=None, verbose=False):
     """-log p(x) of each example, estimated with `num_samples` importance samples.
 
     `log p(x) ≈ logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log K`
     with `z_k ~ q(z|x)` (Burda et al., 2016): an upper bound on the NLL that
     tightens as K grows, and equals the negative ELBO's expectation at K = 1.
-    The samples are drawn `chunk_size` at a time and combined with a running
-    log-sum-exp, so memory does not grow with K (K = 5000 fits).
+
+    The examples are encoded `EXAMPLES_PER_BATCH` at a time and their samples
+    decoded `chunk_size` per example at a time by one function compiled per
+    call (`jax.jit`, `tf.function`, PyTorch without autograd) that reads the
+    model's current weights; the chunks are combined with a running
+    log-sum-exp, so memory does not grow with K or the number of examples. The
+    decoder's matrix products are most of the work: on a 2-core CPU, K = 5000
+    on the 10,000 MNIST test images with the default MLP takes about 11
+    minutes (10 to 13 on the three backends). The noise ε is drawn with NumPy from `seed`, so a seed gives the
+    same draws on every backend.
 
     Args:
         vae: a `keras_vae.VAE`.
-        x: a batch of inputs.
+        x: the inputs: an array `(examples, ...)`, or anything
+            `keras_vae.data.numpy_batches` reads (a tf.data.Dataset, a
+            PyDataset, `(x, y)`; labels are ignored).
         num_samples: int K. Defaults to `5000`.
-        chunk_size: samples per chunk; by default about 8192 decoded examples at once.
-        seed: int or `keras.random.SeedGenerator`.
-        verbose: bool, show a progress bar over the samples.
+        chunk_size: samples per example in one chunk; by default
+            `DECODED_PER_CHUNK` decoded examples per chunk in all.
+        seed: int, `keras.random.SeedGenerator` or None (fresh noise).
+        verbose: bool, show one progress bar over the examples.
 
     Returns:
-        A tensor `(batch,)`, in nats.
+        A tensor `(examples,)`, in nats.
+    """
+    if int(num_samples) < 1:
+        raise ValueError(f"`num_samples` must be ≥ 1; got {num_samples}.")
+    if chunk_size is not None and int(chunk_size) < 1:
+        raise ValueError(f"`chunk_size` must be ≥ 1; got {chunk_size}.")
+    num_samples = int(num_samples)
+    rng = np.random.default_rng(_numpy_seed(seed))
+    progress = keras.utils.Progbar(_count(x), unit_name="example") if verbose else None
+    results, done = [], 0
+    for batch in _regroup(numpy_batches(x, EXAMPLES_PER_BATCH), EXAMPLES_PER_BATCH):
+        if not results:  # compiled once the model has all its variables
+            if not vae.built:
+                vae.build((None, *batch.shape[1:]))
+            encode = compile_inference(vae, lambda x: vae.encode(ops.cast(x, vae.compute_dtype)))
+            log_weights = compile_inference(vae, lambda *tensors: _log_sum_of_weights(vae, *tensors))
+        examples = len(batch)
+        z_mean, z_log_var = encode(batch)
+        per_chunk = int(chunk_size or max(1, DECODED_PER_CHUNK // examples))
+        # Equal chunks, the last one padded with masked-out samples: one compiled shape.
+        chunks = math.ceil(num_samples / min(per_chunk, num_samples))
+        per_chunk = math.ceil(num_samples / chunks)
+        total = None
+        for chunk in range(chunks):
+            count = min(per_chunk, num_samples - chunk * per_chunk)
+            epsilon = rng.standard_normal((per_chunk, examples, vae.latent_dim), dtype=np.float32)
+            padding = np.where(np.arange(per_chunk) < count, 0.0, -np.inf).astype("float32")
+            log_sum = ops.convert_to_numpy(log_weights(batch, z_mean, z_log_var, epsilon, padding))
+            log_sum = np.asarray(log_sum, "float64")
+            total = log_sum if total is None else np.logaddexp(total, log_sum)
+            if progress is not None:
+                progress.update(done + examples * (chunk + 1) / chunks)
+        results.append(math.log(num_samples) - total)
+        done += examples
+    if not results:
+        raise ValueError("`x` holds no examples.")
+    return ops.convert_to_tensor(np.concatenate(results).astype("float32"))
+
+
+def _log_sum_of_weights(vae, x, z_mean, z_log_var, epsilon, padding):
+    """`logsumexp_k log w_k` over one chunk of samples z_k = μ + σ ε_k: `(examples,)`.
+
+    `epsilon` is `(samples, examples, latent_dim)`; `padding` `(samples,)` is 0
+    for samples that count and -inf for those that do not.
     """
     x = ops.cast(x, vae.compute_dtype)
-    batch = int(x.shape[0])
-    z_mean, z_log_var = vae.encode(x)
-    chunk_size = chunk_size or max(1, 8192 // batch)
-    if not isinstance(seed, keras.random.SeedGenerator):
-        seed = keras.random.SeedGenerator(seed)
-    log_2pi = math.log(2.0 * math.pi)
-    progress = keras.utils.Progbar(num_samples, unit_name="sample") if verbose else None
-    total, done = None, 0
-    while done < num_samples:
-        count = min(chunk_size, num_samples - done)
-        epsilon = keras.random.normal((count, batch, vae.latent_dim), dtype=z_mean.dtype, seed=seed)
-        z = ops.expand_dims(z_mean, 0) + ops.exp(0.5 * ops.expand_dims(z_log_var, 0)) * epsilon
-        decoded = vae.decoder(ops.reshape(z, (count * batch, vae.latent_dim)))
-        repeated = ops.reshape(ops.broadcast_to(ops.expand_dims(x, 0), (count, *x.shape)), (count * batch, *x.shape[1:]))
-        log_likelihood = ops.reshape(vae.likelihood.log_prob(repeated, decoded), (count, batch))
-        log_prior = -0.5 * ops.sum(ops.square(z) + log_2pi, axis=-1)
-        log_posterior = -0.5 * ops.sum(ops.square(epsilon) + log_2pi + ops.expand_dims(z_log_var, 0), axis=-1)
-        chunk = ops.logsumexp(log_likelihood + log_prior - log_posterior, axis=0)
-        total = chunk if total is None else ops.logaddexp(total, chunk)
-        done += count
-        if progress is not None:
-            progress.update(done)
-    return -(total - math.log(num_samples))
+    epsilon = ops.cast(epsilon, z_mean.dtype)
+    count, examples, latent_dim = epsilon.shape
+    z = ops.expand_dims(z_mean, 0) + ops.exp(0.5 * ops.expand_dims(z_log_var, 0)) * epsilon
+    decoded = vae.decoder(ops.reshape(z, (count * examples, latent_dim)))
+    # Each example once per sample; with features on one axis where that gives
+    # the same sum: XLA on CPU runs a trailing axis of length 1 (MNIST's
+    # channel) at half speed, which made whole chunks 1.5 times slower on JAX.
+    features = (-1,) if _sums_scalar_terms(vae.likelihood) else tuple(x.shape[1:])
+    repeated = ops.broadcast_to(ops.expand_dims(x, 0), (count, *x.shape))
+    log_likelihood = vae.likelihood.log_prob(
+        ops.reshape(repeated, (count * examples, *features)), ops.reshape(decoded, (count * examples, *features))
+    )
+    # log p(z) - log q(z|x) with (z - μ) / σ = ε; the log(2π) terms cancel.
+    log_ratio = -0.5 * ops.sum(ops.square(z) - ops.square(epsilon) - ops.expand_dims(z_log_var, 0), axis=-1)
+    log_weights = ops.reshape(log_likelihood, (count, examples)) + log_ratio
+    return ops.logsumexp(log_weights + ops.expand_dims(ops.cast(padding, log_weights.dtype), 1), axis=0)
+
+
+def _sums_scalar_terms(likelihood):
+    """Whether `log_prob` sums one term per feature with no per-feature parameter."""
+    if type(likelihood) is likelihoods.Bernoulli:
+        return True
+    return type(likelihood) is likelihoods.Gaussian and likelihood.learn_scale != "per_feature"
+
+
+def _count(x):
+    """How many examples an array (or `(x, y)` of arrays) holds; None for other data."""
+    x = x[0] if isinstance(x, tuple) else x
+    return int(x.shape[0]) if hasattr(x, "shape") else None
+
+
+def _numpy_seed(seed):
+    """An int (or None) for NumPy from an int, None or a `keras.random.SeedGenerator`."""
+    if isinstance(seed, keras.random.SeedGenerator):
+        return int(ops.convert_to_numpy(keras.random.randint((), 0, 2**31 - 1, seed=seed)))
+    return seed
+
+
+def _regroup(batches, size):
+    """The examples of `batches` again, in batches of `size` (the last one smaller)."""
+    pending, count = [], 0
+    for batch in batches:
+        batch = np.asarray(batch)
+        pending.append(batch)
+        count += len(batch)
+        while count >= size:
+            merged = np.concatenate(pending)
+            yield merged[:size]
+            pending, count = [merged[size:]], count - size
+    if count:
+        yield np.concatenate(pending)

@@ -115,3 +115,33 @@ def plot_training_curves(history, path, latent_records=None):
         axes[3].plot([r["epoch"] for r in latent_records], [r["variance_per_dim"] for r in latent_records], linewidth=1)
         axes[3].set(yscale="log", xlabel="epoch", title="σ² per latent dimension")
     return save_figure(figure, path)
+
+
+def plot_lr_range_test(result, path, title=None):
+    """Loss against learning rate (log axis) of a range test, with the suggested base and max rates.
+
+    `result` is a `keras_vae.lr_finder.LRRangeTest` or its `to_dict()`.
+    """
+    get = result.get if isinstance(result, dict) else lambda key: getattr(result, key)
+    rates = np.asarray(get("learning_rates"), float)
+    losses = np.asarray([np.nan if v is None else v for v in get("losses")], float)
+    smoothed = np.asarray([np.nan if v is None else v for v in get("smoothed_losses")], float)
+    figure, axis = _figure(1, 1, figsize=(7, 4.5))
+    axis.plot(rates, losses, color="tab:blue", alpha=0.3, linewidth=1, label="batch loss")
+    axis.plot(rates, smoothed, color="tab:blue", label="smoothed loss")
+    for key, style, name in (("base_learning_rate", ":", "base"), ("max_learning_rate", "--", "max")):
+        rate = get(key)
+        if rate is not None and np.isfinite(rate):
+            axis.axvline(rate, color="tab:red", linestyle=style, label=f"{name} {rate:.2g}")
+    # A diverging tail would squash the rest: show from the lowest loss up to
+    # the highest smoothed loss before the smoothed minimum (about the start).
+    if np.isfinite(smoothed).any():
+        lowest = int(np.nanargmin(smoothed))
+        finite = losses[np.isfinite(losses)]
+        low = finite.min() if finite.size else smoothed[lowest]
+        high = np.nanmax(smoothed[: lowest + 1])
+        margin = 0.05 * (high - low) or 1.0
+        axis.set_ylim(low - margin, high + margin)
+    axis.set(xscale="log", xlabel="learning rate", ylabel="loss", title=title or "learning-rate range test")
+    axis.legend()
+    return save_figure(figure, path)

@@ -95,3 +95,19 @@ class VAETrainer:
             for variable, value in zip(variables, values):
                 variable.assign(value)
         return logs
+
+
+def compile_inference(model, fn):
+    """`fn(*arrays)`, a function that reads `model`'s variables, jitted.
+
+    The variables' current values are passed in at every call, so the compiled
+    function never sees stale weights.
+    """
+    variables = model.variables
+
+    @jax.jit
+    def stateless(values, *args):
+        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+            return fn(*args)
+
+    return lambda *args: stateless([v.value for v in variables], *args)
