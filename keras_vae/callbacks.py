@@ -345,6 +345,14 @@ class StopOnNonFiniteLoss(keras.callbacks.TerminateOnNaN):
         if loss is not None and not np.isfinite(loss):
             raise NonFiniteLossError(getattr(self, "_epoch", 0), batch, float(loss))
 
+    def on_epoch_end(self, epoch, logs=None):
+        # A batch's loss predates its update: the epoch's last update can break
+        # the weights unseen. The validation loss, computed after it, shows it.
+        for key in (training.LOSS, "val_" + training.LOSS):
+            value = (logs or {}).get(key)
+            if value is not None and not np.isfinite(value):
+                raise NonFiniteLossError(epoch, self.params.get("steps", 1) - 1, float(value))
+
 
 class RunCheckpoint(keras.callbacks.Callback):
     """A resumable checkpoint at every epoch end, written atomically.
@@ -376,6 +384,13 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.history = {key: list(values) for key, values in (history or {}).items()}
         self.extra_state = extra_state
         self.history_csv = history_csv
+
+    def on_train_begin(self, logs=None):
+        # Staging directories of a run killed mid-save.
+        if os.path.isdir(self.directory):
+            for name in os.listdir(self.directory):
+                if name.startswith(".tmp-epoch-"):
+                    shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}

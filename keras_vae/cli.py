@@ -105,27 +105,43 @@ def _read_config_file(ctx, param, path):
             sections = json.load(file) if path.endswith(".json") else tomllib.load(file)
     except (OSError, ValueError) as error:
         raise click.BadParameter(f"cannot read {path}: {' '.join(str(error).split())}", ctx, param) from None
+    if not isinstance(sections, dict):
+        raise click.BadParameter(f"{path} must hold sections, one per command, e.g. [train]", ctx, param)
     commands = main.commands
     for section, values in sections.items():
         if not isinstance(values, dict):
             raise click.BadParameter(f"{path}: '{section}' must sit in a command's section, e.g. [train]", ctx, param)
         if section not in commands:
             raise click.BadParameter(f"{path}: unknown section [{section}]{_did_you_mean(section, commands)}", ctx, param)
-        known = {p.name for p in commands[section].params if p.name not in ("config", "help")}
+        known = _config_keys(commands[section])
         for key in values:
             if key.replace("-", "_") not in known:
-                options = [name.replace("_", "-") for name in known]
+                options = sorted({name.replace("_", "-") for name in known})
                 raise click.BadParameter(
                     f"{path}: unknown key '{key}' in [{section}]{_did_you_mean(key.replace('_', '-'), options)}", ctx, param
                 )
     name = ctx.command.name
-    known = {p.name for p in ctx.command.params}
+    known = _config_keys(ctx.command)
     defaults = {}
-    if name == "lr-find":  # the range test is for the model [train] describes
-        defaults.update({k.replace("-", "_"): v for k, v in sections.get("train", {}).items() if k.replace("-", "_") in known})
-    defaults.update({k.replace("-", "_"): v for k, v in sections.get(name, {}).items()})
+    if name == "lr-find":  # the range test is for the model [train] describes (not its output)
+        train = {known[k.replace("-", "_")]: v for k, v in sections.get("train", {}).items() if k.replace("-", "_") in known}
+        defaults.update({k: v for k, v in train.items() if k != "output"})
+    defaults.update({known[k.replace("-", "_")]: v for k, v in sections.get(name, {}).items()})
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return path
+
+
+def _config_keys(command):
+    """Config-file keys of a command (its long option names, underscored) → parameter names."""
+    keys = {}
+    for param in command.params:
+        if param.name in ("config", "help") or not isinstance(param, click.Option):
+            continue
+        keys[param.name] = param.name
+        for option in param.opts:
+            if option.startswith("--"):
+                keys[option[2:].replace("-", "_")] = param.name
+    return keys
 
 
 def _did_you_mean(word, choices):
@@ -251,8 +267,12 @@ def train(**options):
     else:
         config = {k: v for k, v in options.items() if k not in NOT_SAVED}
         run_dir = config["output"] = options["output"] or os.path.join("runs", _run_name(options["dataset"]))
-        if os.path.exists(run_dir) and not options["overwrite"]:
-            raise BadInput(f"run directory {run_dir} exists: choose another --output, pass --overwrite, or --resume {run_dir}.")
+        if os.path.exists(config["dataset"]):  # evaluate and sample may run from elsewhere
+            config["dataset"] = os.path.abspath(config["dataset"])
+        if os.path.exists(run_dir):
+            if not options["overwrite"]:
+                raise BadInput(f"run directory {run_dir} exists: choose another --output, pass --overwrite, or --resume {run_dir}.")
+            _check_replaceable(run_dir, config["dataset"])
     _check_combinations(config)
     _select_backend(config["backend"])
 
@@ -268,13 +288,13 @@ def train(**options):
     if checkpoint is not None:
         vae = runs.load_model_file(os.path.join(checkpoint[0], runs.MODEL))
         initial_epoch, history, records = checkpoint[1]["epoch"], checkpoint[1]["history"], checkpoint[1]["latent_records"]
-        if initial_epoch >= config["epochs"]:
+        if initial_epoch >= config["epochs"] and os.path.isfile(os.path.join(run_dir, runs.SUMMARY)):
             raise BadInput(f"{run_dir} already trained {initial_epoch} epochs: pass a larger --epochs to train it longer.")
     else:
         try:
             vae = runs.build_vae(config, datasets.input_shape, datasets.num_train)
         except ValueError as error:
-            raise BadInput(str(error).splitlines()[0]) from None
+            raise BadInput(" ".join(str(error).split()) or type(error).__name__) from None
     if options["resume"]:
         runs.write_config(run_dir, config)
     else:
@@ -286,9 +306,11 @@ def train(**options):
         + (f", resuming after epoch {initial_epoch}" if initial_epoch else "")
     )
     try:
-        seconds, history, records = runs.train(
-            vae, config, run_dir, datasets, initial_epoch, history, records, verbose=verbosity, log=click.echo
-        )
+        seconds = 0.0
+        if initial_epoch < config["epochs"]:  # else: killed after its last epoch, before the final files
+            seconds, history, records = runs.train(
+                vae, config, run_dir, datasets, initial_epoch, history, records, verbose=verbosity, log=click.echo
+            )
     except callbacks.NonFiniteLossError as error:
         last = runs.latest_checkpoint(run_dir)
         kept = f"the newest checkpoint, {last[0]}, is the last good epoch" if last else "no epoch finished, so there is no checkpoint"
@@ -303,19 +325,41 @@ def _resumed_config(ctx, options):
     run_dir = options["resume"]
     if options["overwrite"]:
         raise BadInput("--resume continues a run and --overwrite replaces it: pass one of them.")
-    given = [
+    config = _saved_config(run_dir)
+    given = {
         name
         for name in options
-        if name not in RESUMABLE and ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.DEFAULT_MAP)
-    ]
-    if given:
-        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.DEFAULT_MAP)
+    }
+    def same(name):
+        if name == "dataset" and os.path.exists(options[name]):
+            return os.path.abspath(options[name]) == config.get(name)
+        return options[name] == config.get(name)
+
+    changed = [name for name in sorted(given - RESUMABLE) if not same(name)]
+    if changed:
+        flags = ", ".join("--" + name.replace("_", "-") for name in changed)
         raise BadInput(f"--resume continues {run_dir} with the options it was started with: drop {flags}, or start a new run.")
-    config = _saved_config(run_dir)
     for name in ("epochs", "backend"):
-        if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE:
+        if name in given and options[name] is not None:
+            if name == "epochs" and options[name] != config["epochs"] and (
+                config["lr_schedule"] != "constant" or config["beta_schedule"] == "cyclical"
+            ):
+                raise BadInput(
+                    f"--epochs {options[name]}: the learning-rate and β schedules of {run_dir} were sized for "
+                    f"{config['epochs']} epochs; resume without --epochs, or start a new run."
+                )
             config[name] = options[name]
     return config, run_dir
+
+
+def _check_replaceable(run_dir, dataset):
+    """--overwrite replaces an earlier run (or an empty folder), nothing else."""
+    here = os.path.abspath(run_dir)
+    if os.listdir(here) and not os.path.isfile(os.path.join(here, "config.json")):
+        raise BadInput(f"--overwrite replaces keras-vae runs only, and {run_dir} is not one (no config.json): choose another --output.")
+    if os.getcwd().startswith(here) or os.path.abspath(dataset).startswith(here + os.sep):
+        raise BadInput(f"--overwrite would delete {run_dir}, which holds the working directory or the dataset: choose another --output.")
 
 
 def _saved_config(run_dir):
@@ -325,8 +369,8 @@ def _saved_config(run_dir):
         raise BadInput(f"{run_dir} is not a keras-vae run directory (no config.json): pass the --output of a keras-vae train run.")
     try:
         with open(path) as file:
-            return json.load(file)["train"]
-    except (ValueError, KeyError) as error:
+            return dict(json.load(file)["train"])
+    except (ValueError, KeyError, TypeError) as error:
         raise BadInput(f"{path} is unreadable ({error}): restore it, or start the run again with --overwrite.") from None
 
 
@@ -380,7 +424,9 @@ def _print_summary(run_dir, config, summary, diagnosis, verbosity):
         f"KL {test['kl_loss']:.2f}); {test['active_units']}/{config['latent_dim']} active units; "
         f"I(x; z) {test['mutual_info']:.2f} nats"
     )
-    if diagnosis is not None:
+    if diagnosis is None:
+        click.echo("diagnosis: needs at least two epochs (keras-vae diagnose RUN_DIR once there are)")
+    else:
         failed = [check.name for check in diagnosis.checks if not check.passed]
         verdict = "healthy" if not failed else "needs attention: " + "; ".join(failed)
         click.echo(f"diagnosis: {verdict} (diagnosis.txt)")
@@ -479,7 +525,7 @@ def sample(run_dir, num_samples, file_format, interpolate, steps, output_dir, se
 
     vae, which = runs.load_model(run_dir)
     datasets = _load_data(data, config)
-    if file_format == "png" and len(datasets.input_shape) != 3:
+    if file_format == "png" and not runs.is_image(datasets.input_shape):
         raise BadInput(f"examples of shape {datasets.input_shape} are not images: pass --format npy.")
     x, _ = datasets.probe(max(16, max(interpolate) + 1))
     first, second = interpolate
@@ -551,6 +597,8 @@ def lr_find(**options):
     """The learning-rate range test: raise the learning rate exponentially and watch the loss."""
     if options["min_lr"] >= options["max_lr"]:
         raise BadInput(f"--min-lr {options['min_lr']} must be below --max-lr {options['max_lr']}.")
+    if options["clip_norm"] is not None and options["clip_value"] is not None:
+        raise BadInput("--clip-norm and --clip-value both clip the gradients: pass one of them.")
     _select_backend(options["backend"])
 
     from keras_vae import data, lr_finder, plotting, runs

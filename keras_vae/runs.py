@@ -48,6 +48,11 @@ class RunError(ValueError):
     """A run directory that cannot be used; the message says why and what to do."""
 
 
+def is_image(shape):
+    """Whether examples of this shape can be drawn: (height, width, 1, 3 or 4 channels)."""
+    return len(shape) == 3 and shape[-1] in (1, 3, 4)
+
+
 # ----------------------------------------------------------------- building
 def steps_per_epoch(config, num_train):
     return max(1, math.ceil(num_train / config["batch_size"]))
@@ -119,8 +124,12 @@ def latest_checkpoint(run_dir):
     path = paths[-1]
     try:
         with open(os.path.join(path, "state.json")) as file:
-            return path, json.load(file)
-    except (OSError, ValueError) as error:
+            state = json.load(file)
+        missing = {"epoch", "history", "latent_records"} - set(state)
+        if missing:
+            raise ValueError(f"state.json lacks {', '.join(sorted(missing))}")
+        return path, state
+    except (OSError, ValueError, TypeError) as error:
         raise _corrupt(path, error) from None
 
 
@@ -165,7 +174,7 @@ def train(vae, config, run_dir, datasets, initial_epoch=0, history=None, latent_
     latent = callbacks.LatentDynamics(probe_x, diagnostics_dir, batch_size=config["batch_size"])
     latent.records = list(latent_records or [])
     watchers = [callbacks.StopOnNonFiniteLoss(), latent, callbacks.CollapseMonitor(probe_x, batch_size=config["batch_size"])]
-    if len(datasets.input_shape) == 3:
+    if is_image(datasets.input_shape):
         watchers += [
             callbacks.LatentSpacePlot(probe_x, probe_labels, diagnostics_dir),
             callbacks.ImageGrids(probe_x, diagnostics_dir),

@@ -85,7 +85,7 @@ def test_train_prints_a_progress_bar_and_a_summary(tmp_path, images_npz):
     result = invoke("train", "--dataset", images_npz, "--epochs", "1", "--batch-size", "32", "--output", tmp_path / "r")
     assert result.exit_code == 0, result.output
     assert "4/4" in result.output  # Keras's progress bar: 116 training examples in batches of 32
-    for fragment in ("test: negative ELBO", "active units", "diagnosis", "run directory:"):
+    for fragment in ("test: negative ELBO", "active units", "diagnosis: needs at least two epochs", "run directory:"):
         assert fragment in result.output
 
 
@@ -135,6 +135,12 @@ def _corrupt_run(tmp_path, images_npz):
     return run
 
 
+def _finished_run(tmp_path, images_npz, *options):
+    run = tmp_path / "frun"
+    assert invoke("train", "--dataset", images_npz, *FAST, *options, "--output", run).exit_code == 0
+    return run
+
+
 BAD_INPUTS = {
     "unknown dataset": (lambda tmp, npz: ["--dataset", "mnsit"], ["mnsit"]),
     "shape for the architecture": (
@@ -154,11 +160,22 @@ BAD_INPUTS = {
         lambda tmp, npz: ["--dataset", npz, "--aggressive", "--lr-schedule", "cosine"],
         ["--aggressive", "--lr-schedule constant"],
     ),
-    "resume with other options": (lambda tmp, npz: ["--resume", tmp, "--latent-dim", "4"], ["drop --latent-dim"]),
+    "resume with other options": (
+        lambda tmp, npz: ["--resume", _finished_run(tmp, npz), "--latent-dim", "4"],
+        ["drop --latent-dim"],
+    ),
     "resume and overwrite": (lambda tmp, npz: ["--resume", tmp, "--overwrite"], ["one of them"]),
     "resume of a non-run": (lambda tmp, npz: ["--resume", tmp], ["not a keras-vae run directory"]),
     "corrupt checkpoint": (lambda tmp, npz: ["--resume", _corrupt_run(tmp, npz)], ["corrupt", "epoch-0002"]),
     "unknown option": (lambda tmp, npz: ["--latent-dimension", "3"], ["No such option", "--latent-dim"]),
+    "overwrite of a folder that is not a run": (
+        lambda tmp, npz: ["--dataset", npz, "--output", tmp, "--overwrite"],
+        ["not one (no config.json)"],
+    ),
+    "resume with a longer cosine schedule": (
+        lambda tmp, npz: ["--resume", _finished_run(tmp, npz, "--lr-schedule", "cosine"), "--epochs", "5"],
+        ["sized for 2 epochs"],
+    ),
 }
 
 
@@ -268,7 +285,10 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_number_of_epochs(tmp_path):
     history = np.genfromtxt(run / "history.csv", delimiter=",", names=True)
     assert list(history["epoch"]) == [0, 1, 2, 3] and np.all(np.isfinite(history["loss"]))
     assert json.loads((run / "summary.json").read_text())["epochs"] == 4
-    assert keras.models.load_model(run / "model.keras").optimizer.iterations.numpy() > 0
+    # 1080 training examples in batches of 16: 68 iterations per epoch, counted across the kill.
+    restored = keras.models.load_model(run / "model.keras")
+    assert int(keras.ops.convert_to_numpy(restored.train_iterations)) == 4 * 68
+    assert int(keras.ops.convert_to_numpy(restored.optimizer.decoder_optimizer.iterations)) == 4 * 68
 
 
 def test_backend_option_takes_effect_before_keras_is_imported(tmp_path, images_npz):
@@ -288,3 +308,24 @@ def test_the_cli_offers_the_schedules_the_library_has():
     from keras_vae import cli, schedules
 
     assert cli.LEARNING_RATE_SCHEDULES == schedules.LEARNING_RATE_SCHEDULES
+
+
+def test_resume_accepts_the_config_file_that_started_the_run_and_finishes_a_run_killed_at_its_end(tmp_path, images_npz):
+    config = tmp_path / "vae.toml"
+    config.write_text(f'[train]\ndataset = "{images_npz}"\nlatent-dim = 2\nepochs = 2\nbatch-size = 32\n')
+    run = tmp_path / "run"
+    assert invoke("train", "--config", config, "--quiet", "--output", run).exit_code == 0
+    # Killed after the last checkpoint, before the final files: resume writes them.
+    for name in ("model.keras", "summary.json"):
+        (run / name).unlink()
+    result = invoke("train", "--config", config, "--resume", run, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert (run / "model.keras").exists() and json.loads((run / "summary.json").read_text())["epochs"] == 2
+    assert_one_line_error(invoke("train", "--resume", run), "already trained 2 epochs")
+
+
+def test_lr_find_reads_the_model_of_a_runs_config(tmp_path, run):
+    plot = tmp_path / "lr.png"
+    result = invoke("lr-find", "--config", run / "config.json", "--steps", "20", "--quiet", "--output", plot)
+    assert result.exit_code in (0, 1), result.output  # 1: too few steps for the loss to fall
+    assert plot.exists() and (tmp_path / "lr.json").exists()
