@@ -358,7 +358,8 @@ def _check_replaceable(run_dir, dataset):
     here = os.path.abspath(run_dir)
     if os.listdir(here) and not os.path.isfile(os.path.join(here, "config.json")):
         raise BadInput(f"--overwrite replaces keras-vae runs only, and {run_dir} is not one (no config.json): choose another --output.")
-    if os.getcwd().startswith(here) or os.path.abspath(dataset).startswith(here + os.sep):
+    inside = [os.getcwd(), os.path.abspath(dataset)]
+    if any(path == here or path.startswith(here + os.sep) for path in inside):
         raise BadInput(f"--overwrite would delete {run_dir}, which holds the working directory or the dataset: choose another --output.")
 
 
