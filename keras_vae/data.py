@@ -27,7 +27,6 @@ _SHUFFLE_BUFFER = 10_000
 # within a few seconds is our test for "TFDS could download now".
 _TFDS_DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 _NETWORK_TIMEOUT_S = 3.0
-_OFFLINE_DATA_DIR_HINT = "../shared/data/tensorflow_datasets"
 _SOURCES_HINT = "a TFDS image dataset name (tfds.list_builders() lists them), a .npy/.npz file or a folder of images"
 
 
@@ -311,7 +310,7 @@ def _prepared_tfds_builder(name, data_dir=None):
             raise DataError(
                 f"TFDS dataset {name!r} is not prepared in {builder.data_dir} and there is no network to "
                 "download it: set TFDS_DATA_DIR (or data_dir) to a directory where it is prepared "
-                f"(e.g. export TFDS_DATA_DIR={_OFFLINE_DATA_DIR_HINT}), or connect to the internet so TFDS "
+                "(export TFDS_DATA_DIR=/path/to/tensorflow_datasets), or connect to the internet so TFDS "
                 "can download it."
             )
         builder.download_and_prepare()
