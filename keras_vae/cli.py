@@ -462,6 +462,8 @@ def evaluate(run_dir, split, num_samples, max_examples, seed, output, backend, q
     from keras_vae import data, diagnostics, metrics, runs
     from keras_vae.files import write_json
 
+    if split and os.path.exists(config["dataset"]):
+        raise BadInput(f"--split picks a TFDS split, but {config['dataset']} is a file or folder with a fixed test set: drop --split.")
     vae, which = runs.load_model(run_dir)
     datasets = _load_data(data, config, split)
     x = np.concatenate(list(data.numpy_batches(datasets.test, config["batch_size"])))[:max_examples]

@@ -213,6 +213,7 @@ def test_evaluate_prints_a_table_and_writes_json(run):
     # log p(x) ≥ ELBO in expectation; with 8 samples the bound is already tighter on average.
     assert np.isfinite(evaluation["importance_weighted_nll"])
     assert evaluation["importance_weighted_nll"] <= evaluation["negative_elbo"] + 1.0
+    assert_one_line_error(invoke("evaluate", run, "--split", "test[:10]"), "drop --split")
 
 
 def test_sample_writes_images_or_arrays(run, tmp_path):
