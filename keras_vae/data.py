@@ -309,8 +309,8 @@ def _prepared_tfds_builder(name, data_dir=None):
         if not _can_reach_tfds_servers():
             raise DataError(
                 f"TFDS dataset {name!r} is not prepared in {builder.data_dir} and there is no network to "
-                "download it: set TFDS_DATA_DIR (or data_dir) to a directory where it is prepared "
-                "(export TFDS_DATA_DIR=/path/to/tensorflow_datasets), or connect to the internet so TFDS "
+                "download it: point the TFDS_DATA_DIR environment variable (or data_dir) at a "
+                "directory where it is prepared, or connect to the internet so TFDS "
                 "can download it."
             )
         builder.download_and_prepare()

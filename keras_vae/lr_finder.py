@@ -11,7 +11,6 @@ import keras
 import numpy as np
 
 from keras_vae import training as loop
-from keras_vae.data import numpy_batches
 
 # "Where the loss starts to fall": the first point at which the smoothed loss
 # has covered this share of its whole fall, so that batch noise on the flat
@@ -156,7 +155,7 @@ def lr_range_test(
                 "The range test sets the learning rate at every step, but this VAE's optimizers were "
                 "compiled with a LearningRateSchedule: compile it with a float learning rate."
             ) from None
-    batches = _endless(data, batch_size)
+    batches = loop.random_batches(data, batch_size)
     progress = (
         keras.utils.Progbar(num_steps, unit_name="step", stateful_metrics=("learning_rate", "loss", "smoothed_loss"))
         if verbose
@@ -222,20 +221,6 @@ def _suggest(learning_rates, smoothed, smoothing):
     if base_step == max_step:
         return math.nan, math.nan
     return float(learning_rates[base_step]), float(learning_rates[max_step])
-
-
-def _endless(data, batch_size):
-    """Batches of `data`'s inputs, from the start again whenever it runs out."""
-    while True:
-        empty = True
-        for x in numpy_batches(data, batch_size, shuffle=True):
-            empty = False
-            yield x
-        if empty:
-            raise ValueError(
-                "The range test needs batches, but the data yielded none (an exhausted "
-                "generator?): pass arrays or a tf.data.Dataset."
-            )
 
 
 def _finite_or_none(value):

@@ -31,7 +31,7 @@ VAL_MUTUAL_INFO = "val_mutual_info"  # on validation data (the aggressive-traini
 
 
 def random_batches(data, batch_size):
-    """An endless stream of shuffled minibatches of `data`, for the inner encoder loop."""
+    """An endless stream of shuffled minibatches of `data` (the inner encoder loop, the range test)."""
     while True:
         empty = True
         for x in numpy_batches(data, batch_size, shuffle=True):
@@ -39,9 +39,9 @@ def random_batches(data, batch_size):
             yield x
         if empty:
             raise ValueError(
-                "Aggressive training draws extra random minibatches from the "
-                "training data, but it yielded none on a second pass (a one-shot "
-                "generator?). Pass arrays, a tf.data.Dataset or a PyDataset."
+                "Random minibatches are drawn from the training data again and again, "
+                "but a pass over it yielded none (a one-shot generator?). Pass arrays, "
+                "a tf.data.Dataset or a PyDataset."
             )
 
 

@@ -1,6 +1,5 @@
 import itertools
 
-import keras
 import numpy as np
 import pytest
 
