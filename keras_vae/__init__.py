@@ -12,12 +12,14 @@ from keras_vae.version import __version__
 _LAZY_ATTRIBUTES = {
     "VAE": "keras_vae.models.vae",
     "EncoderDecoderOptimizer": "keras_vae.optimizers",
+    "export": "keras_vae.hub",
 }
 _LAZY_MODULES = (
     "architectures",
     "callbacks",
     "data",
     "diagnostics",
+    "hub",
     "likelihoods",
     "losses",
     "metrics",

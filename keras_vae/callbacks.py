@@ -11,14 +11,13 @@ these callbacks come before them in the list.
 import csv
 import os
 import shutil
-import tempfile
 import warnings
 
 import keras
 import numpy as np
 
 from keras_vae import diagnostics, plotting, training
-from keras_vae.files import atomic_path, write_json
+from keras_vae.files import atomic_directory, atomic_path, write_json
 
 
 def _sync_state(model):
@@ -389,7 +388,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         # Staging directories of a run killed mid-save.
         if os.path.isdir(self.directory):
             for name in os.listdir(self.directory):
-                if name.startswith(".tmp-epoch-"):
+                if name.startswith((".tmp-epoch-", ".old-epoch-")):
                     shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -401,14 +400,9 @@ class RunCheckpoint(keras.callbacks.Callback):
         state = {"epoch": epoch + 1, "history": self.history}
         if self.extra_state is not None:
             state.update(self.extra_state())
-        os.makedirs(self.directory, exist_ok=True)
-        staging = tempfile.mkdtemp(prefix=".tmp-epoch-", dir=self.directory)
-        try:
+        with atomic_directory(os.path.join(self.directory, f"epoch-{epoch + 1:04d}"), replace=True) as staging:
             self.model.save(os.path.join(staging, "model.keras"))
             write_json(os.path.join(staging, "state.json"), state)
-            os.replace(staging, os.path.join(self.directory, f"epoch-{epoch + 1:04d}"))
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
         for old in checkpoint_paths(self.directory)[: -self.keep]:
             shutil.rmtree(old, ignore_errors=True)
         if self.history_csv:

@@ -1,4 +1,4 @@
-"""The `keras-vae` command line: train, evaluate, sample, diagnose, lr-find.
+"""The `keras-vae` command line: train, evaluate, sample, diagnose, export, lr-find.
 
 Options come from flags, else from a config file (`--config`, TOML or JSON, one
 section per command: `[train]`, `[evaluate]`, ...; `lr-find` also reads
@@ -583,6 +583,43 @@ def diagnose(run_dir, backend, quiet, verbose):
     except ValueError as error:
         raise BadInput(f"{run_dir}: {error}") from None
     click.echo(str(report))
+
+
+# -------------------------------------------------------------------- export
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--overwrite", is_flag=True, help="Replace an earlier export at OUT_DIR.")
+@COMMON_OPTIONS
+@_one_line_errors
+def export(run_dir, out_dir, overwrite, backend, quiet, verbose):
+    """A run's model as a SavedModel with named signatures, usable without keras-vae.
+
+    The signatures are encode, embed, decode, reconstruct and sample (see the
+    README). OUT_DIR appears only once the export has been reloaded and every
+    signature matched the model.
+    """
+    config = _saved_config(run_dir)
+    if os.path.exists(out_dir):
+        if not overwrite:
+            raise BadInput(f"{out_dir} exists: choose another OUT_DIR, or pass --overwrite to replace an earlier export.")
+        if not os.path.isfile(os.path.join(out_dir, "saved_model.pb")):
+            raise BadInput(f"--overwrite replaces exports only, and {out_dir} is not one (no saved_model.pb): choose another OUT_DIR.")
+    _select_backend(backend or config.get("backend"))
+
+    from keras_vae import hub, runs
+
+    vae, which = runs.load_model(run_dir)
+    start = time.perf_counter()
+    differences = hub.export(vae, out_dir, verbose=verbose)
+    worst = max(differences, key=differences.get)
+    if not quiet:
+        click.echo(f"exported {run_dir} ({which}) to {out_dir} ({hub.directory_size(out_dir) / 1e6:.1f} MB, {time.perf_counter() - start:.0f} s)")
+        click.echo(f"signatures: {', '.join(hub.ENDPOINTS)} (load with tf.saved_model.load; no keras-vae needed)")
+        click.echo(
+            f"verified: every signature matches the model at batch sizes {' and '.join(map(str, hub.VERIFY_BATCH_SIZES))}; "
+            f"largest difference {differences[worst]:.2g}" + (f" ({worst})" if differences[worst] else "")
+        )
 
 
 # ------------------------------------------------------------------- lr-find

@@ -1,4 +1,4 @@
-"""Atomic file output: write to a temporary file beside the target, then rename.
+"""Atomic output: write to a temporary file or directory beside the target, then rename.
 
 A run killed mid-write leaves the previous version of the file, never half of one.
 """
@@ -6,6 +6,7 @@ A run killed mid-write leaves the previous version of the file, never half of on
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 
 
@@ -19,13 +20,43 @@ def atomic_path(path):
     os.close(handle)
     try:
         yield temporary
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; give it a normal file's mode
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; give it a normal file's mode
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+@contextlib.contextmanager
+def atomic_directory(path, replace=False):
+    """Yields an empty temporary directory beside `path`; renames it to `path` on success.
+
+    On failure the temporary directory is removed and `path` is left as it was.
+    With `replace=True` an existing `path` is swapped out (moved aside, then
+    deleted) once the new one is complete; otherwise it must not exist.
+    """
+    path = os.path.abspath(path)
+    parent, name = os.path.split(path)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=parent)
+    try:
+        yield staging
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private; give it a normal directory's mode
+        if replace and os.path.exists(path):
+            old = tempfile.mkdtemp(prefix=f".old-{name}-", dir=parent)
+            os.replace(path, os.path.join(old, name))
+            os.replace(staging, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(staging, path)  # fails, keeping both, if `path` appeared meanwhile
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _umask():
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 def write_json(path, value):

@@ -2,7 +2,9 @@
 
 The decoder outputs one tensor shaped like `x` (logits for `Bernoulli`, the mean
 for `Gaussian`); a likelihood layer turns it into a per-example log-likelihood,
-summed over features, and into the distribution's mean.
+summed over features (`log_prob`), into the distribution's mean (`mean`) and
+into all its named parameters, mean first (`distribution_parameters`, what an
+export's `decode` endpoint returns).
 """
 
 import math
@@ -68,6 +70,9 @@ class Bernoulli(keras.layers.Layer):
     def mean(self, decoded):
         return ops.sigmoid(decoded)
 
+    def distribution_parameters(self, decoded):
+        return {"mean": self.mean(decoded), "logits": decoded}
+
 
 @keras.saving.register_keras_serializable(package="keras_vae")
 class Gaussian(keras.layers.Layer):
@@ -112,6 +117,10 @@ class Gaussian(keras.layers.Layer):
 
     def mean(self, decoded):
         return decoded
+
+    def distribution_parameters(self, decoded):
+        log_scale = math.log(self.scale) if self.learn_scale is None else ops.cast(self.log_scale, decoded.dtype)
+        return {"mean": decoded, "log_scale": ops.zeros_like(decoded) + log_scale}
 
     def get_config(self):
         config = super().get_config()

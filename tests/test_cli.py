@@ -57,7 +57,7 @@ def test_version_and_help_need_no_keras_import():
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "False"
     assert __version__ in invoke("--version").output
-    for command in ("train", "evaluate", "sample", "diagnose", "lr-find"):
+    for command in ("train", "evaluate", "sample", "diagnose", "export", "lr-find"):
         result = invoke(command, "--help")
         assert result.exit_code == 0 and "--backend" in result.output and "--config" in result.output
 

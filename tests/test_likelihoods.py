@@ -52,3 +52,14 @@ def test_get_resolves_names_and_rejects_unknown_ones():
         likelihoods.get("poisson")
     with pytest.raises(ValueError, match="learn_scale"):
         likelihoods.Gaussian(learn_scale="everywhere")
+
+
+def test_distribution_parameters_name_the_mean_first_and_match_the_decoder_output():
+    decoded = np.linspace(-3, 3, 12, dtype="float32").reshape(2, 6)
+    bernoulli = likelihoods.Bernoulli().distribution_parameters(decoded)
+    assert list(bernoulli) == ["mean", "logits"]
+    np.testing.assert_allclose(to_numpy(bernoulli["mean"]), 1 / (1 + np.exp(-decoded)), rtol=1e-6)
+    gaussian = likelihoods.Gaussian(scale=0.5)
+    parameters = gaussian.distribution_parameters(keras.ops.convert_to_tensor(decoded))
+    assert list(parameters) == ["mean", "log_scale"]
+    np.testing.assert_allclose(to_numpy(parameters["log_scale"]), np.full((2, 6), np.log(0.5)), rtol=1e-6)
