@@ -47,7 +47,7 @@ from keras_vae.version import __version__
 
 METADATA = os.path.join("assets", "keras_vae.json")
 ENDPOINTS = ("encode", "embed", "decode", "reconstruct", "sample")
-# Each endpoint's one input: its name, and whether it is shaped like x or like z.
+# Each endpoint's one input, by name: `x` is shaped like an example, `z` and `epsilon` like a code.
 ENDPOINT_INPUTS = {
     "encode": "x",
     "embed": "x",
@@ -75,7 +75,7 @@ def export(model, path, verbose=False):
     existing file or directory is refused.
 
     Args:
-        model: a built `keras_vae.VAE` whose encoder has a fixed input shape.
+        model: a `keras_vae.VAE` whose encoder has a fixed input shape.
         path: the directory to write.
         verbose: bool, print Keras's listing of the endpoints.
 
@@ -87,6 +87,8 @@ def export(model, path, verbose=False):
     if os.path.exists(path) and not is_export(path):
         raise ExportError(f"{path} exists and is not a SavedModel export: choose another directory or remove it.")
     shapes = endpoint_input_shapes(model)  # fails early on a model it cannot export
+    if not model.built:
+        model.build((None, *shapes["x"]))
     with atomic_directory(path, replace=True) as staging:
         if keras.backend.backend() == "torch":
             _write_in_tensorflow_process(model, staging)
