@@ -46,7 +46,6 @@ from keras_vae.files import atomic_directory
 from keras_vae.version import __version__
 
 METADATA = os.path.join("assets", "keras_vae.json")
-ENDPOINTS = ("encode", "embed", "decode", "reconstruct", "sample")
 # Each endpoint's one input, by name: `x` is shaped like an example, `z` and `epsilon` like a code.
 ENDPOINT_INPUTS = {
     "encode": "x",
@@ -55,6 +54,7 @@ ENDPOINT_INPUTS = {
     "reconstruct": "x",
     "sample": "epsilon",
 }
+ENDPOINTS = tuple(ENDPOINT_INPUTS)
 # An export must match the model to this: |export - model| ≤ ATOL + RTOL·|model|.
 ATOL = 1e-4
 RTOL = 1e-4
