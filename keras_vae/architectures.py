@@ -5,13 +5,47 @@ Any model can replace them if it keeps the contract that `VAE` relies on:
 - an encoder maps `x` of shape `(batch, *input_shape)` to a pair
   `[z_mean, z_log_var]`, both of shape `(batch, latent_dim)`;
 - a decoder maps `z` of shape `(batch, latent_dim)` to one tensor shaped like
-  `x`, the likelihood's parameters (logits for Bernoulli, the mean for Gaussian).
+  `x`, the likelihood's parameters (logits for Bernoulli, the mean for Gaussian),
+  with a last axis of the likelihood's `parameters_per_feature` when that is
+  above 1 (e.g. 2 for the zero-inflated negative binomial);
+- in a `ConditionalVAE`, either may take a second input, the condition vector
+  `(batch, condition_dim)`, as `[x, condition]` and `[z, condition]`.
+
+The builders take `condition_dim` (0: no condition input) and the
+encoders an `input_transform` (`"log1p"` for counts: the encoder sees
+`log(1 + x)` while the likelihood scores the raw counts).
 """
 
 import math
 
 import keras
-from keras import layers
+from keras import layers, ops
+
+INPUT_TRANSFORMS = (None, "log1p")
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class Log1p(layers.Layer):
+    """`log(1 + x)`: what an encoder of count data sees."""
+
+    def call(self, inputs):
+        return ops.log1p(inputs)
+
+
+def _encoder_input(input_shape, input_transform):
+    """The encoder's input `x` and what its first layer sees (`x`, or `log(1 + x)`)."""
+    if input_transform not in INPUT_TRANSFORMS:
+        raise ValueError(f"`input_transform` must be one of {INPUT_TRANSFORMS}; got {input_transform!r}.")
+    x = keras.Input(shape=tuple(input_shape), name="x")
+    return x, Log1p()(x) if input_transform == "log1p" else x
+
+
+def _with_condition(main_input, hidden, condition_dim):
+    """`(inputs, hidden)`: with a condition, a second input concatenated to `hidden` (batch, units)."""
+    if not condition_dim:
+        return main_input, hidden
+    condition = keras.Input(shape=(condition_dim,), name="condition")
+    return [main_input, condition], layers.Concatenate()([hidden, condition])
 
 
 def _posterior_heads(hidden, latent_dim):
@@ -20,19 +54,21 @@ def _posterior_heads(hidden, latent_dim):
     return [z_mean, z_log_var]
 
 
-def mlp_encoder(input_shape, latent_dim, hidden_units=(512, 256), activation="relu", name="encoder"):
-    """An MLP encoder: flatten, `hidden_units` dense layers, then mean and log-variance heads."""
-    inputs = keras.Input(shape=tuple(input_shape), name="x")
-    hidden = layers.Flatten()(inputs)
+def mlp_encoder(
+    input_shape, latent_dim, hidden_units=(512, 256), activation="relu", condition_dim=0, input_transform=None, name="encoder"
+):
+    """An MLP encoder: flatten (and append the condition), `hidden_units` dense layers, then mean and log-variance heads."""
+    x, hidden = _encoder_input(input_shape, input_transform)
+    inputs, hidden = _with_condition(x, layers.Flatten()(hidden), condition_dim)
     for units in hidden_units:
         hidden = layers.Dense(units, activation=activation)(hidden)
     return keras.Model(inputs, _posterior_heads(hidden, latent_dim), name=name)
 
 
-def mlp_decoder(output_shape, latent_dim, hidden_units=(256, 512), activation="relu", name="decoder"):
-    """An MLP decoder: `hidden_units` dense layers, then one linear unit per feature of `x`."""
-    inputs = keras.Input(shape=(latent_dim,), name="z")
-    hidden = inputs
+def mlp_decoder(output_shape, latent_dim, hidden_units=(256, 512), activation="relu", condition_dim=0, name="decoder"):
+    """An MLP decoder: (z and the condition) `hidden_units` dense layers, then one linear unit per output value."""
+    z = keras.Input(shape=(latent_dim,), name="z")
+    inputs, hidden = _with_condition(z, z, condition_dim)
     for units in hidden_units:
         hidden = layers.Dense(units, activation=activation)(hidden)
     hidden = layers.Dense(math.prod(output_shape), name="likelihood_parameters")(hidden)
@@ -49,25 +85,27 @@ def _check_image_shape(shape, downsampling):
         )
 
 
-def conv_encoder(input_shape, latent_dim, filters=(32, 64), dense_units=256, name="encoder"):
-    """A convolutional encoder: stride-2 3×3 convolutions, then a dense layer and the heads."""
+def conv_encoder(
+    input_shape, latent_dim, filters=(32, 64), dense_units=256, condition_dim=0, input_transform=None, name="encoder"
+):
+    """A convolutional encoder: stride-2 3×3 convolutions, (the condition appended), a dense layer and the heads."""
     _check_image_shape(input_shape, 2 ** len(filters))
-    inputs = keras.Input(shape=tuple(input_shape), name="x")
-    hidden = inputs
+    x, hidden = _encoder_input(input_shape, input_transform)
     for count in filters:
         hidden = layers.Conv2D(count, 3, strides=2, padding="same", activation="relu")(hidden)
-    hidden = layers.Flatten()(hidden)
+    inputs, hidden = _with_condition(x, layers.Flatten()(hidden), condition_dim)
     hidden = layers.Dense(dense_units, activation="relu")(hidden)
     return keras.Model(inputs, _posterior_heads(hidden, latent_dim), name=name)
 
 
-def conv_decoder(output_shape, latent_dim, filters=(64, 32), dense_units=256, name="decoder"):
-    """The mirror of `conv_encoder`: dense layers, then stride-2 transposed convolutions."""
+def conv_decoder(output_shape, latent_dim, filters=(64, 32), dense_units=256, condition_dim=0, name="decoder"):
+    """The mirror of `conv_encoder`: (z and the condition) dense layers, then stride-2 transposed convolutions."""
     _check_image_shape(output_shape, 2 ** len(filters))
     height, width, channels = output_shape
     scale = 2 ** len(filters)
-    inputs = keras.Input(shape=(latent_dim,), name="z")
-    hidden = layers.Dense(dense_units, activation="relu")(inputs)
+    z = keras.Input(shape=(latent_dim,), name="z")
+    inputs, hidden = _with_condition(z, z, condition_dim)
+    hidden = layers.Dense(dense_units, activation="relu")(hidden)
     hidden = layers.Dense((height // scale) * (width // scale) * filters[0], activation="relu")(hidden)
     hidden = layers.Reshape((height // scale, width // scale, filters[0]))(hidden)
     for count in filters:

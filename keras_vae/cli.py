@@ -31,6 +31,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 BACKENDS = ("tensorflow", "jax", "torch")
 LEARNING_RATE_SCHEDULES = ("constant", "cosine", "triangular", "one-cycle")
 BETA_SCHEDULES = ("constant", "linear", "cosine", "cyclical")
+LIKELIHOODS = ("bernoulli", "gaussian", "poisson", "nb", "zinb")
+COUNT_LIKELIHOODS = ("poisson", "nb", "zinb")
 
 
 class BadInput(click.ClickException):
@@ -191,7 +193,14 @@ DATA_OPTIONS = _options(
         "--dataset",
         default="mnist",
         show_default=True,
-        help="A TFDS image dataset (mnist, fashion_mnist, binarized_mnist, ...), a .npy/.npz file or a folder of images.",
+        help="A TFDS image dataset (mnist, fashion_mnist, binarized_mnist, ...), a .npy/.npz/.csv/.h5ad file, "
+        "a folder of images, or synthetic-rnaseq.",
+    ),
+    click.option(
+        "--condition",
+        multiple=True,
+        help="Train a conditional VAE on this covariate (repeatable): an .npz array NAME_train/NAME_test, "
+        "a table column, or batch/cell_type of synthetic-rnaseq.",
     ),
     click.option("--test-split", default="test", show_default=True, help="TFDS split for the final test numbers."),
     click.option(
@@ -214,7 +223,13 @@ DATA_OPTIONS = _options(
 MODEL_OPTIONS = _options(
     click.option("--architecture", type=click.Choice(["mlp", "conv"]), default="mlp", show_default=True),
     click.option("--latent-dim", type=click.IntRange(min=1), default=32, show_default=True),
-    click.option("--likelihood", type=click.Choice(["bernoulli", "gaussian"]), default="bernoulli", show_default=True),
+    click.option(
+        "--likelihood",
+        type=click.Choice(LIKELIHOODS),
+        default="bernoulli",
+        show_default=True,
+        help="p(x|z): Bernoulli or Gaussian; Poisson, negative binomial or zero-inflated NB for counts.",
+    ),
 )
 OPTIMIZER_OPTIONS = _options(
     click.option("--optimizer", type=click.Choice(["adam", "adamw"]), default="adam", show_default=True),
@@ -265,7 +280,7 @@ def train(**options):
     if options["resume"]:
         config, run_dir = _resumed_config(ctx, options)
     else:
-        config = {k: v for k, v in options.items() if k not in NOT_SAVED}
+        config = {k: list(v) if isinstance(v, tuple) else v for k, v in options.items() if k not in NOT_SAVED}
         run_dir = config["output"] = options["output"] or os.path.join("runs", _run_name(options["dataset"]))
         if os.path.exists(config["dataset"]):  # evaluate and sample may run from elsewhere
             config["dataset"] = os.path.abspath(config["dataset"])
@@ -292,7 +307,7 @@ def train(**options):
             raise BadInput(f"{run_dir} already trained {initial_epoch} epochs: pass a larger --epochs to train it longer.")
     else:
         try:
-            vae = runs.build_vae(config, datasets.input_shape, datasets.num_train)
+            vae = runs.build_vae(config, datasets.input_shape, datasets.num_train, datasets.conditions)
         except ValueError as error:
             raise BadInput(" ".join(str(error).split()) or type(error).__name__) from None
     if options["resume"]:
@@ -334,7 +349,8 @@ def _resumed_config(ctx, options):
     def same(name):
         if name == "dataset" and os.path.exists(options[name]):
             return os.path.abspath(options[name]) == config.get(name)
-        return options[name] == config.get(name)
+        value = options[name]
+        return (list(value) if isinstance(value, tuple) else value) == config.get(name)
 
     changed = [name for name in sorted(given - RESUMABLE) if not same(name)]
     if changed:
@@ -395,15 +411,22 @@ def _load_data(data, config, split=None):
         test_split=split or config["test_split"],
         binarize=None if config["binarize"] == "none" else config["binarize"],
         seed=config["seed"],
+        conditions=config.get("condition") or (),
     )
 
 
 def _check_data(config, datasets):
     low, high = datasets.value_range
     if config["likelihood"] == "bernoulli" and (low < 0 or high > 1):
+        other = "nb (counts)" if datasets.is_counts else "gaussian"
         raise BadInput(
             f"{config['dataset']} has values in [{low:.4g}, {high:.4g}], but a Bernoulli likelihood needs [0, 1]: "
-            "scale the data into [0, 1], or pass --likelihood gaussian."
+            f"scale the data into [0, 1], or pass --likelihood {other}."
+        )
+    if config["likelihood"] in COUNT_LIKELIHOODS and not datasets.is_counts:
+        raise BadInput(
+            f"--likelihood {config['likelihood']} models counts, but {config['dataset']} has values that are not "
+            "non-negative integers (or were rescaled, e.g. uint8 images): pass --likelihood gaussian or bernoulli."
         )
     shape = datasets.input_shape
     if config["architecture"] == "conv" and (len(shape) != 3 or shape[0] % 4 or shape[1] % 4):
@@ -466,7 +489,8 @@ def evaluate(run_dir, split, num_samples, max_examples, seed, output, backend, q
         raise BadInput(f"--split picks a TFDS split, but {config['dataset']} is a file or folder with a fixed test set: drop --split.")
     vae, which = runs.load_model(run_dir)
     datasets = _load_data(data, config, split)
-    x = np.concatenate(list(data.numpy_batches(datasets.test, config["batch_size"])))[:max_examples]
+    batches = list(data.numpy_batches(datasets.test, config["batch_size"]))
+    x = keras.tree.map_structure(lambda *arrays: np.concatenate(arrays)[:max_examples], *batches)
     batch = config["batch_size"]
     start = time.perf_counter()
     elbo = vae.evaluate(x, batch_size=batch, verbose=0, return_dict=True)
@@ -477,7 +501,7 @@ def evaluate(run_dir, split, num_samples, max_examples, seed, output, backend, q
         "run": run_dir,
         "model": which,
         "split": split or config["test_split"],
-        "examples": int(len(x)),
+        "examples": len(keras.tree.flatten(x)[0]),
         "negative_elbo": float(elbo["reconstruction_loss"] + elbo["kl_loss"]),
         "reconstruction_loss": float(elbo["reconstruction_loss"]),
         "kl_loss": float(elbo["kl_loss"]),
@@ -530,16 +554,26 @@ def sample(run_dir, num_samples, file_format, interpolate, steps, output_dir, se
     datasets = _load_data(data, config)
     if file_format == "png" and not runs.is_image(datasets.input_shape):
         raise BadInput(f"examples of shape {datasets.input_shape} are not images: pass --format npy.")
-    x, _ = datasets.probe(max(16, max(interpolate) + 1))
+    inputs, _ = datasets.probe(max(16, max(interpolate) + 1))
     first, second = interpolate
+    # A conditional VAE's inputs are a dict of x and the conditions: its samples take the
+    # conditions of the test examples in turn, and the interpolation those of the first.
+    x = inputs["x"] if datasets.conditions else inputs
     if max(interpolate) >= len(x):
         raise BadInput(f"--interpolate {first} {second}: the test set has only {len(x)} examples.")
     to_numpy = keras.ops.convert_to_numpy
-    samples = to_numpy(vae.sample(num_samples, seed=seed))
-    reconstructions = to_numpy(vae.reconstruct(x[:16]))
-    codes = to_numpy(vae.embed(x[[first, second]]))
+    examples = lambda index: keras.tree.map_structure(lambda array: array[index], inputs)  # noqa: E731
     weights = np.linspace(0.0, 1.0, steps, dtype="float32")[:, None]
-    line = to_numpy(vae.decode((1 - weights) * codes[0] + weights * codes[1]))
+    codes = to_numpy(vae.embed(examples([first, second])))
+    points = (1 - weights) * codes[0] + weights * codes[1]
+    if datasets.conditions:
+        conditions = {name: np.resize(inputs[name], num_samples) for name in datasets.conditions}
+        samples = to_numpy(vae.sample(num_samples, condition=conditions, seed=seed))
+        line = to_numpy(vae.decode(points, {name: inputs[name][first] for name in datasets.conditions}))
+    else:
+        samples = to_numpy(vae.sample(num_samples, seed=seed))
+        line = to_numpy(vae.decode(points))
+    reconstructions = to_numpy(vae.reconstruct(examples(slice(0, 16))))
     outputs = {
         "samples": (samples, "samples from the prior"),
         "reconstructions": (np.concatenate([x[:8], reconstructions[:8], x[8:16], reconstructions[8:16]]), "inputs above reconstructions"),
@@ -643,18 +677,11 @@ def lr_find(**options):
 
     from keras_vae import data, lr_finder, plotting, runs
     from keras_vae.files import write_json
-    from keras_vae.models import VAE
 
     config = {**options, "lr_schedule": "constant", "learning_rate": options["min_lr"]}
     datasets = _load_data(data, config)
     _check_data({**config, "dataset": options["dataset"]}, datasets)
-    vae = VAE.from_input_shape(
-        datasets.input_shape,
-        latent_dim=options["latent_dim"],
-        architecture=options["architecture"],
-        likelihood=options["likelihood"],
-        seed=options["seed"],
-    )
+    vae = runs.new_vae(options, datasets.input_shape, datasets.conditions)
     vae.compile(optimizer=runs.optimizer(config, 1, 1))
     result = lr_finder.lr_range_test(
         vae,

@@ -1,4 +1,5 @@
-"""Training data for VAEs: TFDS datasets, NumPy files or image folders as tf.data pipelines.
+"""Training data for VAEs: TFDS datasets, NumPy files, image folders, count tables
+(CSV, AnnData) or the synthetic RNA-seq benchmark, as tf.data pipelines.
 
 Keras 3 `fit` accepts a `tf.data.Dataset` on TensorFlow, JAX and PyTorch alike.
 TensorFlow and TFDS are imported inside the functions, so that importing this
@@ -19,6 +20,11 @@ import numpy as np
 BINARIZATIONS = ("dynamic", "fixed")
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # what Keras's image loader reads
 ARRAY_EXTENSIONS = (".npy", ".npz")
+TABLE_EXTENSIONS = (".csv", ".h5ad")
+# `keras_vae.synthetic.bulk_rnaseq` with its defaults (seed 0), as a named dataset.
+SYNTHETIC_RNASEQ = "synthetic-rnaseq"
+# Table columns read as class labels (for plots and downstream accuracy), first found.
+LABEL_COLUMNS = ("label", "cell_type")
 
 # Examples in tf.data's shuffle buffer for TFDS datasets: a full shuffle would
 # hold a decoded copy of the whole split in memory.
@@ -27,7 +33,10 @@ _SHUFFLE_BUFFER = 10_000
 # within a few seconds is our test for "TFDS could download now".
 _TFDS_DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 _NETWORK_TIMEOUT_S = 3.0
-_SOURCES_HINT = "a TFDS image dataset name (tfds.list_builders() lists them), a .npy/.npz file or a folder of images"
+_SOURCES_HINT = (
+    "a TFDS image dataset name (tfds.list_builders() lists them), a .npy/.npz/.csv/.h5ad file, "
+    f"a folder of images or {SYNTHETIC_RNASEQ}"
+)
 
 
 class DataError(ValueError):
@@ -38,7 +47,8 @@ class DataError(ValueError):
 class Datasets:
     """The train, validation and test pipelines of one data source, and what to know about it.
 
-    Every pipeline yields float32 batches of inputs only (no labels), prefetched.
+    Every pipeline yields float32 batches of inputs only (no labels), prefetched;
+    with conditions, dicts `{"x": inputs, name: values, ...}` (a `ConditionalVAE`'s inputs).
 
     Attributes:
         train: `tf.data.Dataset`, reshuffled every epoch (seeded).
@@ -50,6 +60,10 @@ class Datasets:
         name: str, the TFDS name, or the file or folder name.
         num_train: int, training examples per epoch (for steps per epoch).
         value_range: `(min, max)` of the values as fed to the model.
+        is_counts: bool, whether every value is a non-negative integer (and
+            was not rescaled): data for the count likelihoods.
+        conditions: `{name: number of categories, or None if continuous}`
+            of the conditions asked for, in order; `{}` without.
     """
 
     train: "tf.data.Dataset"  # noqa: F821 (TensorFlow is imported lazily)
@@ -61,6 +75,8 @@ class Datasets:
     value_range: tuple
     # Unbatched test examples with their labels, for `probe`.
     _test_examples: "tf.data.Dataset" = dataclasses.field(repr=False)  # noqa: F821
+    is_counts: bool = False
+    conditions: dict = dataclasses.field(default_factory=dict)
 
     def probe(self, n=2000):
         """The first `n` test examples (fewer if the test set is smaller), with labels.
@@ -73,12 +89,14 @@ class Datasets:
 
         Returns:
             `(images, labels)`: a float32 NumPy array `(count, *input_shape)`
-            and an int64 array `(count,)`, or `None` when the source has no labels.
+            (with conditions, the dict of it and of their values) and an
+            int64 array `(count,)`, or `None` when the source has no labels.
         """
         if n < 1:
             raise ValueError(f"probe needs n >= 1 examples, got n={n}.")
         batch = next(self._test_examples.take(n).batch(n).as_numpy_iterator())
-        return batch["x"], batch.get("label")
+        x = {"x": batch["x"], **batch["condition"]} if self.conditions else batch["x"]
+        return x, batch.get("label")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,9 +109,13 @@ class _Splits:
     input_shape: tuple
     name: str
     value_range: tuple
+    is_counts: bool = False
+    conditions: dict = dataclasses.field(default_factory=dict)
 
 
-def load(source, batch_size=128, validation_fraction=0.1, test_split="test", binarize=None, seed=0, data_dir=None):
+def load(
+    source, batch_size=128, validation_fraction=0.1, test_split="test", binarize=None, seed=0, data_dir=None, conditions=()
+):
     """Train, validation and test pipelines for a VAE, from a TFDS name, a NumPy file or an image folder.
 
     Sources (an existing path wins over a TFDS name of the same spelling):
@@ -116,6 +138,15 @@ def load(source, batch_size=128, validation_fraction=0.1, test_split="test", bin
       keep the first image's size and are grayscale if it is; images of another
       size are resized to it (Keras's behaviour). Validation is a seeded
       `validation_fraction` of the files; the test set is the validation set.
+    - A `.csv` table with a header row, one example per row (e.g. samples ×
+      genes counts): numeric columns are the features, a `label` or
+      `cell_type` column the labels, condition columns the conditions, other
+      text columns (sample names) are skipped. An `.h5ad` file (AnnData;
+      `pip install "keras-vae[anndata]"`): `X` the features, `obs` columns
+      the labels and conditions. As for arrays, validation is a seeded random
+      part and the test set is the validation set.
+    - `"synthetic-rnaseq"`: `keras_vae.synthetic.bulk_rnaseq()` (seed 0)
+      with its train/test split; conditions `batch` and `cell_type`.
 
     Args:
         source: str or path-like, see above.
@@ -135,6 +166,10 @@ def load(source, batch_size=128, validation_fraction=0.1, test_split="test", bin
             Defaults to `0`.
         data_dir: TFDS data dir; defaults to `$TFDS_DATA_DIR`, then TFDS's own
             default.
+        conditions: names of the conditions to feed a `ConditionalVAE`, for
+            array, table and synthetic sources: `.npz` arrays `NAME_train`
+            (and `NAME_test`), table columns, `obs` columns. Integer (or text)
+            values are categories, other numbers continuous. Defaults to none.
 
     Returns:
         A `Datasets`.
@@ -150,7 +185,8 @@ def load(source, batch_size=128, validation_fraction=0.1, test_split="test", bin
     if seed is None:
         seed = int(np.random.randint(2**31))
 
-    splits = _load_splits(os.fspath(source), validation_fraction, test_split, seed, data_dir)
+    conditions = tuple(conditions)
+    splits = _load_splits(os.fspath(source), validation_fraction, test_split, seed, data_dir, conditions)
     num_train = _checked_count(splits.train, "training", splits.name, "use a source with more examples")
     _checked_count(splits.test, "test", splits.name, "choose another test split")
     if splits.validation is not None:
@@ -166,18 +202,20 @@ def load(source, batch_size=128, validation_fraction=0.1, test_split="test", bin
         if binarize == "fixed":
             train = _fixed_binarization(train, seed)
 
-    train_batches = _batches(train, batch_size)
+    train_batches = _batches(train, batch_size, splits.conditions)
     if binarize == "dynamic":
         train_batches = _resampled_every_epoch(train_batches, seed)
     return Datasets(
         train=train_batches,
-        validation=None if validation is None else _batches(validation, batch_size),
-        test=_batches(test, batch_size),
+        validation=None if validation is None else _batches(validation, batch_size, splits.conditions),
+        test=_batches(test, batch_size, splits.conditions),
         input_shape=tuple(splits.input_shape),
         name=splits.name,
         num_train=num_train,
         value_range=value_range,
         _test_examples=test,
+        is_counts=splits.is_counts and not binarize,
+        conditions=splits.conditions,
     )
 
 
@@ -239,19 +277,31 @@ def labelled_arrays(name, split, data_dir=None):
     return images, labels
 
 
-def _load_splits(source, validation_fraction, test_split, seed, data_dir):
-    if os.path.isdir(source):
-        return _load_image_folder(source, validation_fraction, seed)
+def _load_splits(source, validation_fraction, test_split, seed, data_dir, conditions):
     extension = os.path.splitext(source)[1].lower()
     if os.path.isfile(source):
         if extension in ARRAY_EXTENSIONS:
-            return _load_arrays(source, validation_fraction, seed)
+            return _array_splits(_read_arrays(source), source, validation_fraction, seed, conditions)
+        if extension in TABLE_EXTENSIONS:
+            return _array_splits(_read_table(source, conditions), source, validation_fraction, seed, conditions)
         raise DataError(
             f"{source}: unsupported file type {extension or '(no extension)'}; "
-            "pass a .npy or .npz file, a folder of PNG/JPEG/BMP/GIF images or a TFDS dataset name."
+            "pass a .npy/.npz/.csv/.h5ad file, a folder of PNG/JPEG/BMP/GIF images or a TFDS dataset name."
         )
-    if extension in ARRAY_EXTENSIONS:
+    if extension in ARRAY_EXTENSIONS + TABLE_EXTENSIONS:
         raise DataError(f"No such file: {source}; check the path (relative paths start at {os.getcwd()}).")
+    if source == SYNTHETIC_RNASEQ and not os.path.exists(source):
+        from keras_vae import synthetic
+
+        arrays = synthetic.to_arrays(synthetic.bulk_rnaseq())
+        return _array_splits(arrays, SYNTHETIC_RNASEQ, validation_fraction, seed, conditions)
+    if conditions:
+        raise DataError(
+            f"conditions ({', '.join(conditions)}) are read from .npz/.csv/.h5ad files and {SYNTHETIC_RNASEQ}, "
+            f"not from {source}: save the data and its conditions with np.savez, or drop the conditions."
+        )
+    if os.path.isdir(source):
+        return _load_image_folder(source, validation_fraction, seed)
     return _load_tfds(source, validation_fraction, test_split, seed, data_dir)
 
 
@@ -394,16 +444,18 @@ def _pixel_scale(name, dtype):
 # NumPy files ----------------------------------------------------------------------------
 
 
-def _load_arrays(path, validation_fraction, seed):
-    arrays = _read_arrays(path)
+def _array_splits(arrays, path, validation_fraction, seed, conditions):
+    """Splits of named arrays (a .npz file's layout), with the conditions asked for."""
     train_name, test_name = _train_and_test_names(arrays, path)
     x_train = _float_images(arrays[train_name], train_name, path)
     y_train = _labels(arrays.get("y_train"), len(x_train), "y_train", path)
+    condition_train = {name: _condition_values(arrays, name, "train", len(x_train), path) for name in conditions}
     if test_name is None:
-        x_test = y_test = None
+        x_test = y_test = condition_test = None
     else:
         x_test = _float_images(arrays[test_name], test_name, path)
         y_test = _labels(arrays.get("y_test"), len(x_test), "y_test", path)
+        condition_test = {name: _condition_values(arrays, name, "test", len(x_test), path) for name in conditions}
         if x_test.shape[1:] != x_train.shape[1:]:
             raise DataError(
                 f"{path}: {test_name} examples have shape {x_test.shape[1:]} but {train_name} examples "
@@ -415,16 +467,22 @@ def _load_arrays(path, validation_fraction, seed):
     # would walk the examples one by one in Python.
     order = np.random.default_rng(seed).permutation(len(x_train))
     validation_indices, train_indices = order[:num_validation], order[num_validation:]
-    train = _array_examples(x_train[train_indices], _take(y_train, train_indices))
-    validation = _array_examples(x_train[validation_indices], _take(y_train, validation_indices))
+    train = _array_examples(x_train[train_indices], _take(y_train, train_indices), _take_each(condition_train, train_indices))
+    validation = _array_examples(
+        x_train[validation_indices], _take(y_train, validation_indices), _take_each(condition_train, validation_indices)
+    )
+    raw = [arrays[name] for name in (train_name, test_name) if name is not None]
     return _Splits(
         # The arrays are in memory already, so a buffer of all of them is a full shuffle.
         train=train.shuffle(len(train_indices), seed=seed, reshuffle_each_iteration=True),
         validation=validation if num_validation else None,
-        test=validation if x_test is None else _array_examples(x_test, y_test),
+        test=validation if x_test is None else _array_examples(x_test, y_test, condition_test),
         input_shape=x_train.shape[1:],
         name=os.path.splitext(os.path.basename(path))[0],
         value_range=_array_value_range(x_train, x_test),
+        is_counts=all(array.dtype != np.uint8 and _is_counts(array) for array in raw),
+        conditions={name: _categories(condition_train[name], None if x_test is None else condition_test[name])
+                    for name in conditions},
     )
 
 
@@ -504,11 +562,129 @@ def _take(labels, indices):
     return None if labels is None else labels[indices]
 
 
-def _array_examples(images, labels):
+def _take_each(arrays, indices):
+    return {name: array[indices] for name, array in arrays.items()}
+
+
+def _array_examples(images, labels, conditions=None):
     import tensorflow as tf
 
     examples = {"x": images} if labels is None else {"x": images, "label": labels}
+    if conditions:
+        examples["condition"] = conditions
     return tf.data.Dataset.from_tensor_slices(examples)
+
+
+def _is_counts(array):
+    """Whether every value is a non-negative integer."""
+    if array.dtype.kind in "bu":
+        return True
+    return bool(np.all(array >= 0) and np.all(np.mod(array, 1) == 0))
+
+
+def _condition_values(arrays, name, split, num_examples, path):
+    """The values of condition `name` for a split: int64 categories or float32 numbers, one per example."""
+    values = arrays.get(f"{name}_{split}", arrays.get(name) if split == "train" else None)
+    if values is None:
+        raise DataError(
+            f"{path} has no condition {name!r} for its {split} examples: save it as an array {name}_{split} "
+            f"(or a column {name}), or drop the condition."
+        )
+    values = np.asarray(values)
+    if values.dtype.kind not in "biuf" or values.size != num_examples:
+        raise DataError(
+            f"condition {name} in {path} has shape {values.shape} ({values.dtype}) for {num_examples} {split} "
+            "examples: save one number or category index per example."
+        )
+    values = values.reshape(-1)
+    if values.dtype.kind in "biu":
+        if values.min() < 0:
+            raise DataError(f"condition {name} in {path} has negative category indices: number the categories from 0.")
+        return values.astype(np.int64)
+    if not np.all(np.isfinite(values)):
+        raise DataError(f"condition {name} in {path} has NaN or infinite values: fill or drop those examples.")
+    return values.astype(np.float32)
+
+
+def _categories(train_values, test_values):
+    """Categories of an integer condition (its largest index + 1), or None for a continuous one."""
+    if train_values.dtype != np.int64:
+        return None
+    values = train_values if test_values is None else np.concatenate([train_values, test_values])
+    return max(2, int(values.max()) + 1)
+
+
+def _read_table(path, conditions):
+    """The arrays of a samples × features table (.csv, or .h5ad through anndata), in the .npz layout."""
+    if path.lower().endswith(".h5ad"):
+        return _read_anndata(path, conditions)
+    import csv
+
+    try:
+        with open(path, newline="") as file:
+            rows = list(csv.reader(file))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise DataError(f"Cannot read {path} as a CSV table ({_first_line(error)}); save it as UTF-8 text.") from error
+    if len(rows) < 2:
+        raise DataError(f"{path} has no data rows: save a header row of column names, then one row per example.")
+    header, body = rows[0], rows[1:]
+    if any(len(row) != len(header) for row in body):
+        line = next(number for number, row in enumerate(body, 2) if len(row) != len(header))
+        raise DataError(f"{path}: line {line} has another number of fields than the header ({len(header)}); fix that row.")
+    columns = {name: [row[index] for row in body] for index, name in enumerate(header)}
+    label = next((name for name in LABEL_COLUMNS if name in columns), None)
+    features = [name for name in header if name != label and name not in conditions and _numbers(columns[name]) is not None]
+    if not features:
+        raise DataError(f"{path} has no numeric columns: save the features (e.g. one count column per gene) as numbers.")
+    arrays = {"x_train": np.stack([_numbers(columns[name]) for name in features], axis=1)}
+    if label is not None:
+        arrays["y_train"] = _column_values(columns[label], categorical=True)
+    for name in conditions:
+        if name not in columns:
+            raise DataError(f"{path} has no column {name!r} for the condition: add it, or drop the condition.")
+        arrays[name] = _column_values(columns[name])
+    return arrays
+
+
+def _read_anndata(path, conditions):
+    try:
+        import anndata
+    except ImportError:
+        raise DataError(f"Reading {path} needs the anndata package: pip install \"keras-vae[anndata]\".") from None
+    try:
+        table = anndata.read_h5ad(path)
+    except (OSError, ValueError, KeyError) as error:
+        raise DataError(f"Cannot read {path} as AnnData ({_first_line(error)}); write it with AnnData.write_h5ad.") from error
+    matrix = table.X.toarray() if hasattr(table.X, "toarray") else np.asarray(table.X)
+    arrays = {"x_train": matrix}
+    label = next((name for name in LABEL_COLUMNS if name in table.obs), None)
+    if label is not None:
+        arrays["y_train"] = _column_values([str(value) for value in table.obs[label]], categorical=True)
+    for name in conditions:
+        if name not in table.obs:
+            raise DataError(f"{path} has no obs column {name!r} for the condition: add it, or drop the condition.")
+        values = np.asarray(table.obs[name])
+        arrays[name] = _column_values([str(value) for value in values]) if values.dtype.kind not in "biuf" else values
+    return arrays
+
+
+def _numbers(texts):
+    """A float array of the texts, or None if any is not a number."""
+    try:
+        return np.array([float(text) for text in texts], dtype=np.float64)
+    except ValueError:
+        return None
+
+
+def _column_values(texts, categorical=False):
+    """Integers where every value is one (or text, as the index of its sorted category), else floats."""
+    numbers = _numbers(texts)
+    if numbers is None:
+        categories = sorted(set(texts))
+        return np.array([categories.index(text) for text in texts], dtype=np.int64)
+    if categorical or np.all(np.mod(numbers, 1) == 0):
+        return numbers.astype(np.int64)
+    return numbers
 
 
 def _array_value_range(*arrays):
@@ -613,11 +789,15 @@ def _folder_examples(dataset, has_labels):
 # Pipelines and binarization --------------------------------------------------------------
 
 
-def _batches(examples, batch_size):
-    """The inputs of example dicts, batched and prefetched."""
+def _batches(examples, batch_size, conditions=None):
+    """The inputs of example dicts (with conditions: dicts of `x` and them), batched and prefetched."""
     import tensorflow as tf
 
-    inputs = examples.map(lambda example: example["x"], num_parallel_calls=tf.data.AUTOTUNE)
+    if conditions:
+        to_inputs = lambda example: {"x": example["x"], **example["condition"]}  # noqa: E731
+    else:
+        to_inputs = lambda example: example["x"]  # noqa: E731
+    inputs = examples.map(to_inputs, num_parallel_calls=tf.data.AUTOTUNE)
     return inputs.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 

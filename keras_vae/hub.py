@@ -23,6 +23,9 @@ name (for TF Serving, `tensorflow_hub.KerasLayer(..., signature=...)` and
                         of shape (n, latent_dim); an export that drew it itself
                         would repeat the same samples on every call under JAX
 
+A `ConditionalVAE`'s endpoints all take its conditions too, by name, one value
+per example of shape `(batch,)`: category indices (as floats) or numbers.
+
 `assets/keras_vae.json` holds the keras-vae and Keras versions, the Keras
 backend it was exported from, the input shape, the latent size, each
 endpoint's input and output names and shapes, and the model's Keras config.
@@ -75,7 +78,7 @@ def export(model, path, verbose=False):
     existing file or directory is refused.
 
     Args:
-        model: a `keras_vae.VAE` whose encoder has a fixed input shape.
+        model: a `keras_vae.VAE` (or `ConditionalVAE`) whose encoder has a fixed input shape.
         path: the directory to write.
         verbose: bool, print Keras's listing of the endpoints.
 
@@ -88,7 +91,8 @@ def export(model, path, verbose=False):
         raise ExportError(f"{path} exists and is not a SavedModel export: choose another directory or remove it.")
     shapes = endpoint_input_shapes(model)  # fails early on a model it cannot export
     if not model.built:
-        model.build((None, *shapes["x"]))
+        conditions = {name: (None,) for name in getattr(model, "conditions", ())}
+        model.build({"x": (None, *shapes["x"]), **conditions} if conditions else (None, *shapes["x"]))
     with atomic_directory(path, replace=True) as staging:
         if keras.backend.backend() == "torch":
             _write_in_tensorflow_process(model, staging)
@@ -101,37 +105,62 @@ def is_export(path):
     return os.path.isfile(os.path.join(path, "saved_model.pb"))
 
 
+def endpoint_inputs(model):
+    """`{endpoint: input names}`: its `ENDPOINT_INPUTS` entry, then a conditional model's conditions."""
+    conditions = list(getattr(model, "conditions", ()))
+    return {name: [ENDPOINT_INPUTS[name], *conditions] for name in ENDPOINTS}
+
+
 def endpoint_input_shapes(model):
-    """`{input name: shape}` of one example, from the encoder's input and the latent size."""
+    """`{input name: shape}` of one example, from the encoder's input, the latent size and the conditions."""
     inputs = getattr(model.encoder, "inputs", None)
     if not inputs or any(size is None for size in inputs[0].shape[1:]):
         raise ExportError(
             "Exporting needs the encoder's input shape: build the encoder as a functional "
             "model with keras.Input(shape=...) of fixed size (the batch size may stay free)."
         )
-    return {"x": tuple(inputs[0].shape[1:]), "z": (model.latent_dim,), "epsilon": (model.latent_dim,)}
+    shapes = {"x": tuple(inputs[0].shape[1:]), "z": (model.latent_dim,), "epsilon": (model.latent_dim,)}
+    return {**shapes, **{name: () for name in getattr(model, "conditions", ())}}
 
 
 def endpoint_functions(model):
-    """The endpoints as functions of one tensor returning dicts, in `keras.ops` (any backend)."""
-    likelihood = model.likelihood
-    parameters = getattr(likelihood, "distribution_parameters", None) or (lambda decoded: {"mean": likelihood.mean(decoded)})
+    """The endpoints as functions of their input tensors (in `endpoint_inputs` order) returning dicts.
 
-    def encode(x):
-        z_mean, z_log_var = model.encode(x)
+    Written in `keras.ops`, so they run on any backend.
+    """
+    likelihood = model.likelihood
+    names = list(getattr(model, "conditions", ()))
+
+    def split(tensors):
+        """The model's inputs from `x` and the condition tensors, and the condition vector."""
+        if not names:
+            return tensors[0], None
+        inputs = {"x": tensors[0], **dict(zip(names, tensors[1:]))}
+        return inputs, model.condition_vector(inputs)
+
+    def parameters(decoded, condition):
+        if not hasattr(likelihood, "distribution_parameters"):
+            return {"mean": likelihood.mean(decoded)}
+        if condition is None:
+            return likelihood.distribution_parameters(decoded)
+        return likelihood.distribution_parameters(decoded, condition=condition)
+
+    def encode(*tensors):
+        z_mean, z_log_var = model.encode(split(tensors)[0])
         return {"z_mean": z_mean, "z_log_var": z_log_var}
 
-    def embed(x):
-        return {"z_mean": model.embed(x)}
+    def embed(*tensors):
+        return {"z_mean": model.embed(split(tensors)[0])}
 
-    def decode(z):
-        return parameters(model.decoder(z))
+    def decode(*tensors):
+        condition = split(tensors)[1]
+        return parameters(model.decoder(model._decoder_inputs(tensors[0], condition)), condition)
 
-    def reconstruct(x):
-        return decode(model.embed(x))
+    def reconstruct(*tensors):
+        return decode(model.embed(split(tensors)[0]), *tensors[1:])
 
-    def sample(epsilon):
-        return decode(epsilon)
+    def sample(*tensors):
+        return decode(*tensors)
 
     return {"encode": encode, "embed": embed, "decode": decode, "reconstruct": reconstruct, "sample": sample}
 
@@ -149,19 +178,18 @@ def write_saved_model(model, path, shapes=None, exported_from=None, verbose=Fals
         # each one twice (as a Keras and as a TF variable), doubling the export.
         archive.track(model)
     functions = endpoint_functions(model)
+    inputs = endpoint_inputs(model)
     for name in ENDPOINTS:
-        input_name = ENDPOINT_INPUTS[name]
-        spec = tf.TensorSpec((None, *shapes[input_name]), tf.float32, name=input_name)
-        archive.add_endpoint(name, functions[name], input_signature=[spec])
+        specs = [tf.TensorSpec((None, *shapes[input_name]), tf.float32, name=input_name) for input_name in inputs[name]]
+        archive.add_endpoint(name, functions[name], input_signature=specs)
     archive.write_out(path, verbose=verbose)
 
-    probe = {name: np.zeros((1, *shape), "float32") for name, shape in shapes.items()}
+    probe = {name: keras.ops.zeros((1, *shape), "float32") for name, shape in shapes.items()}
     endpoints = {}
     for name in ENDPOINTS:
-        input_name = ENDPOINT_INPUTS[name]
-        outputs = functions[name](keras.ops.convert_to_tensor(probe[input_name]))
+        outputs = functions[name](*(probe[input_name] for input_name in inputs[name]))
         endpoints[name] = {
-            "inputs": {input_name: [None, *shapes[input_name]]},
+            "inputs": {input_name: [None, *shapes[input_name]] for input_name in inputs[name]},
             "outputs": {key: [None, *value.shape[1:]] for key, value in outputs.items()},
         }
     metadata = {
@@ -171,6 +199,7 @@ def write_saved_model(model, path, shapes=None, exported_from=None, verbose=Fals
         "backend": exported_from or keras.backend.backend(),
         "input_shape": list(shapes["x"]),
         "latent_dim": model.latent_dim,
+        "conditions": dict(getattr(model, "conditions", {})),
         "likelihood": type(model.likelihood).__name__,
         "endpoints": endpoints,
         "model": keras.saving.serialize_keras_object(model),
@@ -189,8 +218,9 @@ def read_metadata(path):
 def verify(model, path, seed=0):
     """Compares every endpoint of the export at `path` with `model` on random inputs.
 
-    Inputs are uniform in [0, 1] for `x` and standard normal for `z` and
-    `epsilon`, at each of `VERIFY_BATCH_SIZES`. The export is called through
+    Inputs are uniform in [0, 1] for `x`, standard normal for `z`, `epsilon`
+    and continuous conditions, and uniform over the categories of categorical
+    ones, at each of `VERIFY_BATCH_SIZES`. The export is called through
     its signatures, by input name, as a TF Serving or TF Hub client would.
 
     Returns:
@@ -204,6 +234,7 @@ def verify(model, path, seed=0):
 
     loaded = tf.saved_model.load(path)
     functions = endpoint_functions(model)
+    names = endpoint_inputs(model)
     shapes = endpoint_input_shapes(model)
     rng = np.random.default_rng(seed)
     differences = {}
@@ -213,12 +244,14 @@ def verify(model, path, seed=0):
             "z": rng.standard_normal((batch_size, *shapes["z"])).astype("float32"),
             "epsilon": rng.standard_normal((batch_size, *shapes["epsilon"])).astype("float32"),
         }
+        for condition, categories in getattr(model, "conditions", {}).items():
+            values = rng.integers(0, categories, batch_size) if categories else rng.standard_normal(batch_size)
+            inputs[condition] = values.astype("float32")
         for name in ENDPOINTS:
             if name not in loaded.signatures:
                 raise ExportError(f"The export at {path} has no {name!r} signature.")
-            input_name = ENDPOINT_INPUTS[name]
-            expected = functions[name](keras.ops.convert_to_tensor(inputs[input_name]))
-            actual = loaded.signatures[name](**{input_name: tf.constant(inputs[input_name])})
+            expected = functions[name](*(keras.ops.convert_to_tensor(inputs[input_name]) for input_name in names[name]))
+            actual = loaded.signatures[name](**{input_name: tf.constant(inputs[input_name]) for input_name in names[name]})
             if set(actual) != set(expected):
                 raise ExportError(f"The export's {name} returns {sorted(actual)}; the model returns {sorted(expected)}.")
             for key, value in expected.items():

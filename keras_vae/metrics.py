@@ -41,10 +41,12 @@ def mutual_information(z_mean, z_log_var, seed=None):
     epsilon = keras.random.normal(ops.shape(z_mean), dtype=z_mean.dtype, seed=seed)
     z = z_mean + ops.exp(0.5 * z_log_var) * epsilon
     # log q(z_i | x_j) for every pair: shape (z_batch, x_batch).
-    deviation = ops.expand_dims(z, 1) - ops.expand_dims(z_mean, 0)
-    log_density = -0.5 * ops.sum(
-        ops.square(deviation) / ops.expand_dims(ops.exp(z_log_var), 0), axis=-1
-    ) - 0.5 * (latent_dim * log_2pi + ops.expand_dims(ops.sum(z_log_var, -1), 0))
+    # Standardized by exp(-log_var / 2), not divided by exp(log_var): a very sure
+    # encoder's variance underflows to 0 in float32 (log_var < -88), and 0/0 is NaN.
+    standardized = (ops.expand_dims(z, 1) - ops.expand_dims(z_mean, 0)) * ops.expand_dims(ops.exp(-0.5 * z_log_var), 0)
+    log_density = -0.5 * ops.sum(ops.square(standardized), axis=-1) - 0.5 * (
+        latent_dim * log_2pi + ops.expand_dims(ops.sum(z_log_var, -1), 0)
+    )
     batch = ops.cast(ops.shape(z_mean)[0], z_mean.dtype)
     log_qz = ops.logsumexp(log_density, axis=1) - ops.log(batch)
     return neg_entropy - ops.mean(log_qz)
@@ -135,10 +137,10 @@ def importance_weighted_nll(vae, x, num_samples=5000, chunk_size=None, seed=None
     for batch in _regroup(numpy_batches(x, EXAMPLES_PER_BATCH), EXAMPLES_PER_BATCH):
         if not results:  # compiled once the model has all its variables
             if not vae.built:
-                vae.build((None, *batch.shape[1:]))
-            encode = compile_inference(vae, lambda x: vae.encode(ops.cast(x, vae.compute_dtype)))
+                vae.build(keras.tree.map_structure(lambda array: (None, *array.shape[1:]), batch))
+            encode = compile_inference(vae, lambda inputs: vae.encode(_cast_data(vae, inputs)))
             log_weights = compile_inference(vae, lambda *tensors: _log_sum_of_weights(vae, *tensors))
-        examples = len(batch)
+        examples = _num_examples(batch)
         z_mean, z_log_var = encode(batch)
         per_chunk = int(chunk_size or max(1, DECODED_PER_CHUNK // examples))
         # Equal chunks, the last one padded with masked-out samples: one compiled shape.
@@ -161,25 +163,36 @@ def importance_weighted_nll(vae, x, num_samples=5000, chunk_size=None, seed=None
     return ops.convert_to_tensor(np.concatenate(results).astype("float32"))
 
 
-def _log_sum_of_weights(vae, x, z_mean, z_log_var, epsilon, padding):
+def _log_sum_of_weights(vae, inputs, z_mean, z_log_var, epsilon, padding):
     """`logsumexp_k log w_k` over one chunk of samples z_k = μ + σ ε_k: `(examples,)`.
 
+    `inputs` is a batch of `x` (or, for a conditional VAE, the dict of `x` and its conditions).
     `epsilon` is `(samples, examples, latent_dim)`; `padding` `(samples,)` is 0
     for samples that count and -inf for those that do not.
     """
-    x = ops.cast(x, vae.compute_dtype)
+    x, condition = vae._split_inputs(_cast_data(vae, inputs))
     epsilon = ops.cast(epsilon, z_mean.dtype)
     count, examples, latent_dim = epsilon.shape
     z = ops.expand_dims(z_mean, 0) + ops.exp(0.5 * ops.expand_dims(z_log_var, 0)) * epsilon
-    decoded = vae.decoder(ops.reshape(z, (count * examples, latent_dim)))
+
+    def once_per_sample(tensor, shape):
+        """`tensor` (examples, ...) repeated for each sample, as (count * examples, *shape)."""
+        repeated = ops.broadcast_to(ops.expand_dims(tensor, 0), (count, *tensor.shape))
+        return ops.reshape(repeated, (count * examples, *shape))
+
+    if condition is not None:
+        condition = once_per_sample(condition, condition.shape[1:])
+    decoded = vae.decoder(vae._decoder_inputs(ops.reshape(z, (count * examples, latent_dim)), condition))
     # Each example once per sample; with features on one axis where that gives
     # the same sum: XLA on CPU runs a trailing axis of length 1 (MNIST's
     # channel) at half speed, which made whole chunks 1.5 times slower on JAX.
-    features = (-1,) if _sums_scalar_terms(vae.likelihood) else tuple(x.shape[1:])
-    repeated = ops.broadcast_to(ops.expand_dims(x, 0), (count, *x.shape))
-    log_likelihood = vae.likelihood.log_prob(
-        ops.reshape(repeated, (count * examples, *features)), ops.reshape(decoded, (count * examples, *features))
-    )
+    flat = _sums_scalar_terms(vae.likelihood)
+    x = once_per_sample(x, (-1,) if flat else x.shape[1:])
+    decoded = ops.reshape(decoded, (count * examples, *((-1,) if flat else decoded.shape[1:])))
+    if condition is None:
+        log_likelihood = vae.likelihood.log_prob(x, decoded)
+    else:
+        log_likelihood = vae.likelihood.log_prob(x, decoded, condition=condition)
     # log p(z) - log q(z|x) with (z - μ) / σ = ε; the log(2π) terms cancel.
     log_ratio = -0.5 * ops.sum(ops.square(z) - ops.square(epsilon) - ops.expand_dims(z_log_var, 0), axis=-1)
     log_weights = ops.reshape(log_likelihood, (count, examples)) + log_ratio
@@ -194,9 +207,21 @@ def _sums_scalar_terms(likelihood):
 
 
 def _count(x):
-    """How many examples an array (or `(x, y)` of arrays) holds; None for other data."""
+    """How many examples an array (or `(x, y)` of arrays, or a dict of them) holds; None for other data."""
     x = x[0] if isinstance(x, tuple) else x
+    x = next(iter(x.values())) if isinstance(x, dict) else x
     return int(x.shape[0]) if hasattr(x, "shape") else None
+
+
+def _num_examples(batch):
+    return len(keras.tree.flatten(batch)[0])
+
+
+def _cast_data(vae, inputs):
+    """`x` (the array, or a dict's `"x"`) in the model's dtype; conditions as they are."""
+    if isinstance(inputs, dict):
+        return {**inputs, "x": ops.cast(inputs["x"], vae.compute_dtype)}
+    return ops.cast(inputs, vae.compute_dtype)
 
 
 def _numpy_seed(seed):
@@ -207,15 +232,15 @@ def _numpy_seed(seed):
 
 
 def _regroup(batches, size):
-    """The examples of `batches` again, in batches of `size` (the last one smaller)."""
+    """The examples of `batches` (arrays, or dicts of arrays) again, in batches of `size` (the last one smaller)."""
     pending, count = [], 0
     for batch in batches:
-        batch = np.asarray(batch)
+        batch = keras.tree.map_structure(np.asarray, batch)
         pending.append(batch)
-        count += len(batch)
+        count += _num_examples(batch)
         while count >= size:
-            merged = np.concatenate(pending)
-            yield merged[:size]
-            pending, count = [merged[size:]], count - size
+            merged = keras.tree.map_structure(lambda *arrays: np.concatenate(arrays), *pending)
+            yield keras.tree.map_structure(lambda array: array[:size], merged)
+            pending, count = [keras.tree.map_structure(lambda array: array[size:], merged)], count - size
     if count:
-        yield np.concatenate(pending)
+        yield keras.tree.map_structure(lambda *arrays: np.concatenate(arrays), *pending)

@@ -90,19 +90,21 @@ def optimizer(config, total_steps, steps_in_epoch):
     return getattr(keras.optimizers, OPTIMIZERS[config["optimizer"]])(learning_rate=learning_rate, **options)
 
 
-def build_vae(config, input_shape, num_train):
-    """A compiled `VAE` as the resolved options describe it."""
-    from keras_vae.models import VAE
+def new_vae(config, input_shape, conditions=None):
+    """The uncompiled `VAE` (a `ConditionalVAE` given `conditions`) the model options describe."""
+    from keras_vae.models import ConditionalVAE, VAE
 
+    options = dict(latent_dim=config["latent_dim"], architecture=config["architecture"], likelihood=config["likelihood"], seed=config["seed"])
+    if conditions:
+        return ConditionalVAE.from_input_shape(input_shape, conditions, **options)
+    return VAE.from_input_shape(input_shape, **options)
+
+
+def build_vae(config, input_shape, num_train, conditions=None):
+    """A compiled `new_vae` as the resolved options describe it."""
     in_epoch = steps_per_epoch(config, num_train)
     total = in_epoch * config["epochs"]
-    vae = VAE.from_input_shape(
-        input_shape,
-        latent_dim=config["latent_dim"],
-        architecture=config["architecture"],
-        likelihood=config["likelihood"],
-        seed=config["seed"],
-    )
+    vae = new_vae(config, input_shape, conditions)
     vae.compile(
         optimizer=optimizer(config, total, in_epoch),
         beta=beta_schedule(config, total),

@@ -148,8 +148,20 @@ BAD_INPUTS = {
         ["divisible by 4", "--architecture mlp"],
     ),
     "values outside [0, 1]": (
-        lambda tmp, npz: ["--dataset", _arrays(tmp, "big.npy", np.full((64, 4), 3.0, "float32"))],
+        lambda tmp, npz: ["--dataset", _arrays(tmp, "big.npy", np.full((64, 4), 3.5, "float32"))],
         ["Bernoulli", "--likelihood gaussian"],
+    ),
+    "counts with a Bernoulli likelihood": (
+        lambda tmp, npz: ["--dataset", _arrays(tmp, "counts.npy", np.full((64, 4), 3.0, "float32"))],
+        ["Bernoulli", "--likelihood nb"],
+    ),
+    "a count likelihood on non-counts": (
+        lambda tmp, npz: ["--dataset", _arrays(tmp, "real.npy", np.full((64, 4), 0.5, "float32")), "--likelihood", "zinb"],
+        ["models counts", "--likelihood gaussian"],
+    ),
+    "a condition the data lacks": (
+        lambda tmp, npz: ["--dataset", _arrays(tmp, "plain.npy", np.full((64, 4), 3.0, "float32")), "--condition", "batch"],
+        ["no condition 'batch'", "batch_train"],
     ),
     "NaN in the data": (
         lambda tmp, npz: ["--dataset", _arrays(tmp, "nan.npy", np.where(np.eye(64, 4) > 0, np.nan, 0.5).astype("float32"))],

@@ -49,7 +49,7 @@ def test_get_resolves_names_and_rejects_unknown_ones():
     assert isinstance(likelihoods.get("bernoulli"), likelihoods.Bernoulli)
     assert isinstance(likelihoods.get("Gaussian"), likelihoods.Gaussian)
     with pytest.raises(ValueError, match="Unknown likelihood"):
-        likelihoods.get("poisson")
+        likelihoods.get("binomial")
     with pytest.raises(ValueError, match="learn_scale"):
         likelihoods.Gaussian(learn_scale="everywhere")
 

@@ -1,3 +1,4 @@
+from keras_vae.models.conditional_vae import ConditionalVAE
 from keras_vae.models.vae import VAE
 
-__all__ = ["VAE"]
+__all__ = ["ConditionalVAE", "VAE"]

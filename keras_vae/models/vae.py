@@ -89,48 +89,53 @@ class VAE(VAETrainer, keras.Model):
     def from_input_shape(cls, input_shape, latent_dim=32, architecture="mlp", likelihood="bernoulli", seed=None, **kwargs):
         """A VAE with the default MLP (784-512-256 → z → 256-512-784 on MNIST) or conv networks.
 
+        The networks follow the likelihood: a count likelihood's encoder sees
+        `log(1 + x)`, and the decoder outputs its `parameters_per_feature`
+        values per feature.
+
         Args:
             input_shape: shape of one example, e.g. `(28, 28, 1)`.
             latent_dim: int. Defaults to `32`.
             architecture: `"mlp"` or `"conv"`. Defaults to `"mlp"`.
             likelihood, seed, **kwargs: as for `VAE`.
         """
-        if architecture not in architectures.ARCHITECTURES:
-            raise ValueError(
-                f"Unknown architecture {architecture!r}: use one of "
-                f"{sorted(architectures.ARCHITECTURES)}, or build your own encoder and decoder."
-            )
-        build_encoder, build_decoder = architectures.ARCHITECTURES[architecture]
-        return cls(
-            build_encoder(input_shape, latent_dim),
-            build_decoder(input_shape, latent_dim),
-            likelihood=likelihood,
-            latent_dim=latent_dim,
-            seed=seed,
-            **kwargs,
-        )
+        likelihood = likelihoods.get(likelihood)
+        encoder, decoder = _default_networks(input_shape, latent_dim, architecture, likelihood)
+        return cls(encoder, decoder, likelihood=likelihood, latent_dim=latent_dim, seed=seed, **kwargs)
 
     # ------------------------------------------------------------------ model
     def build(self, input_shape):
         # A symbolic call builds sub-models that have no build() of their own.
         if not self.encoder.built:
-            self.encoder(keras.KerasTensor(input_shape, dtype=self.compute_dtype))
+            self.encoder(self._encoder_inputs(*self._split_inputs(_symbolic(input_shape, self.compute_dtype))))
         if not self.decoder.built:
-            self.decoder(keras.KerasTensor((None, self.latent_dim), dtype=self.compute_dtype))
+            z = keras.KerasTensor((None, self.latent_dim), dtype=self.compute_dtype)
+            self.decoder(self._decoder_inputs(z, self._split_inputs(_symbolic(input_shape, self.compute_dtype))[1]))
         if not self.likelihood.built:
-            self.likelihood.build(input_shape)
+            self.likelihood.build(input_shape["x"] if isinstance(input_shape, dict) else input_shape)
         self.built = True
 
     def call(self, x, training=False):
         """Encodes, samples z and decodes; returns the pieces of the ELBO as a dict."""
         z_mean, z_log_var = self.encode(x, training=training)
         z = self.reparameterize(z_mean, z_log_var)
-        decoded = self.decoder(z, training=training)
+        decoded = self.decoder(self._decoder_inputs(z, self._split_inputs(x)[1]), training=training)
         return {"z_mean": z_mean, "z_log_var": z_log_var, "z": z, "decoded": decoded}
+
+    # What a subclass with more inputs than `x` (ConditionalVAE) overrides.
+    def _split_inputs(self, inputs):
+        """`(x, condition)`: the data the likelihood scores, and the condition vector (None here)."""
+        return inputs, None
+
+    def _encoder_inputs(self, x, condition):
+        return x
+
+    def _decoder_inputs(self, z, condition):
+        return z
 
     def encode(self, x, training=False):
         """The posterior q(z|x): `(z_mean, z_log_var)`."""
-        outputs = self.encoder(x, training=training)
+        outputs = self.encoder(self._encoder_inputs(*self._split_inputs(x)), training=training)
         if not isinstance(outputs, (list, tuple)) or len(outputs) != 2:
             raise ValueError(
                 "The encoder must return [z_mean, z_log_var], two tensors of shape "
@@ -170,8 +175,12 @@ class VAE(VAETrainer, keras.Model):
             (mean -log p(x|z)), `kl_loss` (mean KL, without the free-bits clamp)
             and `beta` (the schedule's value at the current iteration).
         """
+        x, condition = self._split_inputs(x)
         x = ops.cast(x, self.compute_dtype)
-        reconstruction = -self.likelihood.log_prob(x, outputs["decoded"])
+        if condition is None:
+            reconstruction = -self.likelihood.log_prob(x, outputs["decoded"])
+        else:
+            reconstruction = -self.likelihood.log_prob(x, outputs["decoded"], condition=condition)
         kl_per_dim = gaussian_kl(outputs["z_mean"], outputs["z_log_var"])
         beta = self.beta_schedule(self.train_iterations)
         reconstruction_loss = ops.mean(reconstruction)
@@ -190,7 +199,7 @@ class VAE(VAETrainer, keras.Model):
         if sample_weight is not None:
             raise ValueError("VAE does not weight examples: remove `sample_weight` (or `class_weight`) from fit().")
         terms = self.loss_terms(x, y_pred)
-        self.loss_terms_tracker.update_state(terms, sample_weight=ops.shape(x)[0])
+        self.loss_terms_tracker.update_state(terms, sample_weight=_batch_size(x))
         if training:
             self.train_iterations.assign_add(1)
         return terms[loop.LOSS]
@@ -205,7 +214,7 @@ class VAE(VAETrainer, keras.Model):
         if part == loop.ENCODER:
             return self.loss_terms(x, outputs)[loop.LOSS]
         loss = self.compute_loss(x=x, y_pred=outputs, training=True)
-        self._loss_tracker.update_state(loss, sample_weight=ops.shape(x)[0])
+        self._loss_tracker.update_state(loss, sample_weight=_batch_size(x))
         return loss
 
     # -------------------------------------------------------------- training
@@ -463,6 +472,42 @@ class _MeanOfTerms(keras.metrics.Metric):
     def result(self):
         means = self.total / ops.maximum(self.count, 1.0)
         return {name: means[i] for i, name in enumerate(self.names)}
+
+
+def _default_networks(input_shape, latent_dim, architecture, likelihood, encoder_condition_dim=0, decoder_condition_dim=0):
+    """The default encoder and decoder for this data and likelihood."""
+    if architecture not in architectures.ARCHITECTURES:
+        raise ValueError(
+            f"Unknown architecture {architecture!r}: use one of "
+            f"{sorted(architectures.ARCHITECTURES)}, or build your own encoder and decoder."
+        )
+    per_feature = getattr(likelihood, "parameters_per_feature", 1)
+    if per_feature > 1 and architecture != "mlp":
+        raise ValueError(
+            f"The {type(likelihood).__name__} likelihood needs {per_feature} decoder outputs per feature, "
+            "which only the mlp architecture builds: use architecture='mlp'."
+        )
+    build_encoder, build_decoder = architectures.ARCHITECTURES[architecture]
+    output_shape = tuple(input_shape) + ((per_feature,) if per_feature > 1 else ())
+    encoder = build_encoder(
+        input_shape,
+        latent_dim,
+        condition_dim=encoder_condition_dim,
+        input_transform=getattr(likelihood, "encoder_input_transform", None),
+    )
+    return encoder, build_decoder(output_shape, latent_dim, condition_dim=decoder_condition_dim)
+
+
+def _symbolic(shape, dtype):
+    """A KerasTensor of `shape`, or a dict of them for a dict of shapes."""
+    if isinstance(shape, dict):
+        return {name: _symbolic(value, dtype) for name, value in shape.items()}
+    return keras.KerasTensor(tuple(shape), dtype=dtype)
+
+
+def _batch_size(inputs):
+    """The number of examples in a batch of `x` (or of a dict of inputs)."""
+    return ops.shape(next(iter(inputs.values())) if isinstance(inputs, dict) else inputs)[0]
 
 
 def _infer_latent_dim(decoder):

@@ -1,0 +1,148 @@
+"""The conditional VAE: dict inputs, conditional sampling, counterfactuals, every training tool, saving, export."""
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import to_numpy
+from keras_vae import callbacks, diagnostics, hub, metrics
+from keras_vae.models import ConditionalVAE
+
+FEATURES = 8
+CONDITIONS = {"batch": 3, "dose": None}
+
+
+def shifted_data(n=384, seed=0):
+    """Gaussian data whose mean is set by the batch (a large shift) and a dose (a small slope)."""
+    rng = np.random.default_rng(seed)
+    offsets = rng.normal(0, 3, (3, FEATURES)).astype("float32")
+    batch = rng.integers(0, 3, n)
+    dose = rng.uniform(-1, 1, n).astype("float32")
+    x = offsets[batch] + 0.5 * dose[:, None] + rng.normal(0, 0.3, (n, FEATURES)).astype("float32")
+    return {"x": x, "batch": batch, "dose": dose}, offsets
+
+
+def small_cvae(condition_on=("encoder", "decoder"), likelihood="gaussian", seed=0, input_dim=FEATURES):
+    keras.utils.set_random_seed(seed)
+    return ConditionalVAE.from_input_shape(
+        (input_dim,), CONDITIONS, latent_dim=2, likelihood=likelihood, condition_on=condition_on, seed=seed
+    )
+
+
+def trained_cvae(epochs=25, **kwargs):
+    data, offsets = shifted_data()
+    cvae = small_cvae(**kwargs)
+    cvae.compile(optimizer=keras.optimizers.Adam(3e-3))
+    history = cvae.fit(data, epochs=epochs, batch_size=64, verbose=0).history
+    return cvae, data, offsets, history
+
+
+def test_trains_on_dict_inputs_and_lowers_the_loss():
+    cvae, data, _, history = trained_cvae(epochs=8)
+    assert np.all(np.isfinite(history["loss"])) and min(history["kl_loss"]) >= 0
+    assert history["loss"][-1] < 0.5 * history["loss"][0]
+    z_mean, z_log_var = cvae.encode(data)
+    assert to_numpy(z_mean).shape == (384, 2) and to_numpy(z_log_var).shape == (384, 2)
+    assert cvae.condition_dim == 4  # three one-hot columns and the dose
+
+
+@pytest.mark.parametrize("condition_on", [("encoder", "decoder"), ("decoder",)])
+def test_conditional_samples_follow_the_condition(condition_on):
+    cvae, _, offsets, _ = trained_cvae(condition_on=condition_on)
+    for batch in range(3):
+        samples = to_numpy(cvae.sample(200, condition={"batch": batch, "dose": 0.0}, seed=batch))
+        assert samples.shape == (200, FEATURES)
+        distances = np.linalg.norm(offsets - samples.mean(axis=0), axis=1)
+        # The decoder's mean under each batch sits at that batch's offset, not another's.
+        assert np.argmin(distances) == batch and distances[batch] < 0.5 * np.sort(distances)[1]
+
+
+def test_counterfactual_decoding_moves_examples_to_the_other_batch():
+    cvae, data, offsets, _ = trained_cvae()
+    in_batch_1 = data["batch"] == 1
+    inputs = {name: values[in_batch_1] for name, values in data.items()}
+    as_observed = to_numpy(cvae.reconstruct(inputs))
+    as_batch_0 = to_numpy(cvae.reconstruct(inputs, condition={"batch": 0}))
+    assert np.linalg.norm(as_observed.mean(0) - offsets[1]) < 0.5
+    assert np.linalg.norm(as_batch_0.mean(0) - offsets[0]) < 0.5
+
+
+def test_a_missing_condition_is_one_line_saying_what_to_pass():
+    cvae = small_cvae()
+    data, _ = shifted_data(8)
+    with pytest.raises(ValueError) as error:
+        cvae.encode({"x": data["x"], "batch": data["batch"]})
+    assert "dose missing" in str(error.value) and "\n" not in str(error.value)
+    with pytest.raises(ValueError, match="dict of inputs"):
+        cvae.encode(data["x"])
+    with pytest.raises(ValueError, match="pass condition="):
+        cvae.sample(2)
+
+
+@pytest.mark.parametrize(
+    "conditions", [{}, {"x": 2}, {"batch": 1}, {"batch": 2.5}, {"batch": True}], ids=["none", "x", "one", "fraction", "bool"]
+)
+def test_bad_conditions_are_refused(conditions):
+    with pytest.raises(ValueError):
+        ConditionalVAE.from_input_shape((FEATURES,), conditions)
+
+
+def test_aggressive_training_and_the_diagnostics_callbacks_take_dict_inputs(tmp_path):
+    data, _ = shifted_data(256)
+    cvae = small_cvae()
+    cvae.compile(aggressive=True, max_inner_steps=4, inner_check_every=2, free_bits=0.1, beta=0.5)
+    latent = callbacks.LatentDynamics(data, str(tmp_path))
+    history = cvae.fit(
+        data,
+        epochs=2,
+        batch_size=64,
+        validation_data=(data,),
+        callbacks=[latent, callbacks.LatentSpacePlot(data, data["batch"], str(tmp_path)), callbacks.CollapseMonitor(data)],
+        verbose=0,
+    ).history
+    assert history["encoder_steps"][0] >= 2 and np.all(np.isfinite(history["val_mutual_info"]))
+    assert len(latent.records) == 2 and (tmp_path / "latent_space_epoch_002.png").is_file()
+    statistics = diagnostics.latent_statistics(cvae, data)
+    assert len(statistics["kl_per_dim"]) == 2 and statistics["kl"] >= 0
+
+
+def test_importance_weighted_nll_is_finite_and_tighter_than_the_elbo():
+    cvae, data, _, _ = trained_cvae(epochs=6)
+    subset = {name: values[:64] for name, values in data.items()}
+    elbo = cvae.evaluate(subset, verbose=0, return_dict=True)
+    nll = to_numpy(metrics.importance_weighted_nll(cvae, subset, num_samples=64, seed=0))
+    assert nll.shape == (64,) and np.all(np.isfinite(nll))
+    assert nll.mean() <= elbo["reconstruction_loss"] + elbo["kl_loss"] + 0.05
+
+
+def test_saved_and_reloaded_model_gives_the_same_outputs(tmp_path):
+    cvae, data, _, _ = trained_cvae(epochs=1, condition_on=("decoder",))
+    path = str(tmp_path / "cvae.keras")
+    cvae.save(path)
+    reloaded = keras.saving.load_model(path)
+    assert isinstance(reloaded, ConditionalVAE) and reloaded.conditions == CONDITIONS
+    assert reloaded.condition_on == ("decoder",)
+    np.testing.assert_allclose(to_numpy(reloaded.embed(data)), to_numpy(cvae.embed(data)), atol=1e-6)
+    np.testing.assert_allclose(
+        to_numpy(reloaded.reconstruct(data, condition={"batch": 2})),
+        to_numpy(cvae.reconstruct(data, condition={"batch": 2})),
+        atol=1e-5,
+    )
+
+
+def test_an_export_takes_the_conditions_by_name(tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    cvae, data, _, _ = trained_cvae(epochs=1)
+    differences = hub.export(cvae, str(tmp_path / "export"))
+    assert set(differences) >= {"decode/mean", "encode/z_mean"}
+    loaded = tf.saved_model.load(str(tmp_path / "export"))
+    inputs = {name: values[:5] for name, values in data.items()}
+    observed = {"batch": tf.constant(inputs["batch"], tf.float32), "dose": tf.constant(inputs["dose"])}
+    # A counterfactual through the signatures: embed under the observed batch, decode under batch 0.
+    z = loaded.signatures["embed"](x=tf.constant(inputs["x"]), **observed)["z_mean"]
+    decoded = loaded.signatures["decode"](z=z, batch=tf.zeros(5), dose=observed["dose"])["mean"]
+    expected = to_numpy(cvae.reconstruct(inputs, condition={"batch": 0}))
+    np.testing.assert_allclose(decoded.numpy(), expected, atol=1e-4, rtol=1e-4)
+    reconstructed = loaded.signatures["reconstruct"](x=tf.constant(inputs["x"]), **observed)["mean"]
+    np.testing.assert_allclose(reconstructed.numpy(), to_numpy(cvae.reconstruct(inputs)), atol=1e-4, rtol=1e-4)
+    assert hub.read_metadata(str(tmp_path / "export"))["conditions"] == CONDITIONS

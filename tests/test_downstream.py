@@ -1,0 +1,113 @@
+import numpy as np
+import pytest
+
+from keras_vae import downstream, synthetic
+
+
+def gaussian_blobs(num_examples=1000, dim=8, num_classes=4, separation=6.0, seed=0):
+    """Unit-variance blobs around centres `separation` apart in each coordinate: linearly separable."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, num_classes, num_examples)
+    centres = rng.normal(0.0, separation, (num_classes, dim))
+    return (centres[labels] + rng.normal(size=(num_examples, dim))).astype("float32"), labels
+
+
+def test_pca_recovers_the_dominant_direction():
+    rng = np.random.default_rng(0)
+    direction = np.array([3.0, -4.0, 0.0, 0.0, 0.0]) / 5.0
+    train = 10.0 * rng.normal(size=(500, 1)) * direction + rng.normal(size=(500, 5)) + 7.0
+    test = rng.normal(size=(50, 5))
+    train_projections, test_projections = downstream.pca(train, test, dim=3)
+    assert train_projections.shape == (500, 3) and test_projections.shape == (50, 3)
+    variances = train_projections.var(axis=0)
+    assert np.all(np.diff(variances) <= 0) and variances[0] > 50
+    np.testing.assert_allclose(train_projections.mean(axis=0), 0.0, atol=1e-9)
+    # The first component is ±direction, signed so that its largest loading (-4/5) becomes positive.
+    recovered = np.linalg.lstsq(train - train.mean(axis=0), train_projections[:, 0], rcond=None)[0]
+    assert np.dot(recovered, -direction) > 0.99
+
+
+@pytest.mark.parametrize("shape", [(60, 8), (8, 60)], ids=["tall", "wide"])
+def test_pca_matches_the_singular_value_decomposition(shape):
+    data = np.random.default_rng(0).normal(size=shape) * np.linspace(1.0, 3.0, shape[1])
+    centred = data - data.mean(axis=0)
+    left, singular_values, _ = np.linalg.svd(centred, full_matrices=False)
+    expected = left[:, :3] * singular_values[:3]
+    projections = downstream.pca(data, dim=3)
+    np.testing.assert_allclose(np.abs(projections), np.abs(expected), atol=1e-8)
+
+
+def test_pca_without_test_returns_only_the_training_projections():
+    train, _ = gaussian_blobs(100, dim=6)
+    projections = downstream.pca(train, dim=2)
+    assert isinstance(projections, np.ndarray) and projections.shape == (100, 2)
+    assert projections.dtype == np.float32
+
+
+@pytest.mark.parametrize("dim", [0, 7, 1.5])
+def test_pca_refuses_impossible_dimensions(dim):
+    with pytest.raises(ValueError, match="dim"):
+        downstream.pca(np.ones((20, 6)), dim=dim)
+
+
+def test_classifier_is_near_perfect_on_separable_blobs():
+    features, labels = gaussian_blobs(2000, dim=32, num_classes=5)
+    accuracy = downstream.classification_accuracy(features[:1600], labels[:1600], features[1600:], labels[1600:])
+    assert isinstance(accuracy, float) and accuracy > 0.98
+
+
+def test_classifier_is_near_chance_on_random_labels():
+    features, _ = gaussian_blobs(1000, dim=8)
+    labels = np.random.default_rng(1).integers(0, 4, 1000)
+    accuracy = downstream.classification_accuracy(features[:800], labels[:800], features[800:], labels[800:], epochs=30)
+    # 200 test examples of 4 equally likely classes: chance is 0.25 ± 0.03.
+    assert abs(accuracy - 0.25) < 0.1
+
+
+def test_classifier_refuses_mismatched_labels():
+    features, labels = gaussian_blobs(100)
+    with pytest.raises(ValueError, match="train_labels"):
+        downstream.classification_accuracy(features, labels[:50], features, labels)
+    with pytest.raises(ValueError, match="test_labels"):
+        downstream.classification_accuracy(features, labels, features, labels - 1)
+
+
+def test_chance_accuracy_is_the_majority_share():
+    train_labels = np.array([0, 0, 1, 1, 1, 2])
+    assert downstream.chance_accuracy(train_labels, np.array([1, 0, 1, 2])) == 0.5
+    # Ties go to the smallest class.
+    assert downstream.chance_accuracy(np.array([2, 2, 1, 1]), np.array([1, 1, 1, 2])) == 0.75
+
+
+def test_report_on_a_latent_space_that_knows_the_cell_type_but_not_the_batch():
+    rnaseq = synthetic.bulk_rnaseq(num_samples=400, num_genes=100, num_cell_types=4, num_batches=2, seed=0)
+    arrays = synthetic.to_arrays(rnaseq, test_fraction=0.25)
+    # One latent axis per cell type, 6 noise standard deviations from the others.
+    rng = np.random.default_rng(0)
+    train_latent = 6.0 * np.eye(4)[arrays["y_train"]] + rng.normal(size=(300, 4))
+    test_latent = 6.0 * np.eye(4)[arrays["y_test"]] + rng.normal(size=(100, 4))
+    report = downstream.latent_space_report(
+        train_latent,
+        arrays["y_train"],
+        test_latent,
+        arrays["y_test"],
+        # Inputs of any shape are flattened for the PCA baseline.
+        arrays["x_train"].reshape(300, 10, 10),
+        arrays["x_test"].reshape(100, 10, 10),
+        train_batches=arrays["batch_train"],
+        test_batches=arrays["batch_test"],
+        epochs=50,
+    )
+    assert sorted(report) == [
+        "batch_accuracy", "batch_chance_accuracy", "chance_accuracy", "latent_accuracy", "pca_accuracy"
+    ]
+    assert all(isinstance(value, float) and 0.0 <= value <= 1.0 for value in report.values())
+    assert report["latent_accuracy"] > 0.95 and report["pca_accuracy"] > report["chance_accuracy"] + 0.2
+    # The latent space holds no batch information: batch prediction is near chance (about 1/2).
+    assert abs(report["batch_accuracy"] - report["batch_chance_accuracy"]) < 0.15
+
+
+def test_report_needs_both_batch_arrays_or_neither():
+    latent, labels = gaussian_blobs(100, dim=4)
+    with pytest.raises(ValueError, match="test_batches"):
+        downstream.latent_space_report(latent, labels, latent, labels, latent, latent, train_batches=labels)
