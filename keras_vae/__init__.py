@@ -20,6 +20,7 @@ _LAZY_MODULES = (
     "callbacks",
     "data",
     "diagnostics",
+    "downstream",
     "hub",
     "likelihoods",
     "losses",
@@ -28,6 +29,7 @@ _LAZY_MODULES = (
     "optimizers",
     "plotting",
     "schedules",
+    "synthetic",
 )
 
 

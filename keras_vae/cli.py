@@ -308,6 +308,7 @@ def train(**options):
     else:
         try:
             vae = runs.build_vae(config, datasets.input_shape, datasets.num_train, datasets.conditions)
+            vae.initialize_decoder_bias(datasets.train)
         except ValueError as error:
             raise BadInput(" ".join(str(error).split()) or type(error).__name__) from None
     if options["resume"]:

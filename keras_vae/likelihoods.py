@@ -9,7 +9,9 @@ log-likelihood, summed over features (`log_prob`), into the distribution's mean
 (`distribution_parameters`, what an export's `decode` endpoint returns). Both
 take an optional `condition` (batch, condition_dim), which only a
 condition-dependent dispersion uses. `encoder_input_transform` says what the
-default encoder applies to `x` first (`"log1p"` for counts).
+default encoder applies to `x` first (`"log1p"` for counts). `initial_decoded(x)`
+is the decoder output, for one example, whose mean is the average of the data
+`x`: where `VAE.initialize_decoder_bias` starts the decoder.
 """
 
 import math
@@ -255,6 +257,10 @@ class Bernoulli(keras.layers.Layer):
     def mean(self, decoded):
         return ops.sigmoid(decoded)
 
+    def initial_decoded(self, x):
+        mean = np.clip(np.mean(x, axis=0), 1e-4, 1 - 1e-4)
+        return np.log(mean) - np.log1p(-mean)
+
     def distribution_parameters(self, decoded, condition=None):
         return {"mean": self.mean(decoded), "logits": decoded}
 
@@ -306,6 +312,9 @@ class Gaussian(keras.layers.Layer):
     def mean(self, decoded):
         return decoded
 
+    def initial_decoded(self, x):
+        return np.mean(x, axis=0)
+
     def distribution_parameters(self, decoded, condition=None):
         log_scale = math.log(self.scale) if self.learn_scale is None else ops.cast(self.log_scale, decoded.dtype)
         return {"mean": decoded, "log_scale": ops.zeros_like(decoded) + log_scale}
@@ -346,6 +355,14 @@ class _CountLikelihood(keras.layers.Layer):
 
     def mean(self, decoded):
         return ops.exp(self._log_mean(decoded))
+
+    def initial_decoded(self, x):
+        """log of the mean proportions (observed library) or of the mean counts (learned)."""
+        x = np.asarray(x, np.float64)
+        if self.library == "learned":
+            return np.log(np.mean(x, axis=0) + 1e-8)
+        totals = np.maximum(x.sum(axis=tuple(range(1, x.ndim)), keepdims=True), 1.0)
+        return np.log(np.mean(x / totals, axis=0) + 1e-8)
 
     def get_config(self):
         config = super().get_config()
@@ -470,6 +487,11 @@ class ZeroInflatedNegativeBinomial(NegativeBinomial):
 
     def mean(self, decoded):
         return super().mean(decoded[..., 0])
+
+    def initial_decoded(self, x):
+        """The NB's start, and π = 0.05: the extra zeros start rare (logits of 0 would make it ½)."""
+        nb = super().initial_decoded(x)
+        return np.stack([nb, np.full_like(nb, math.log(0.05 / 0.95))], axis=-1)
 
     def distribution_parameters(self, decoded, condition=None):
         parameters = super().distribution_parameters(decoded[..., 0], condition)

@@ -342,3 +342,30 @@ def test_lr_find_reads_the_model_of_a_runs_config(tmp_path, run):
     result = invoke("lr-find", "--config", run / "config.json", "--steps", "20", "--quiet", "--output", plot)
     assert result.exit_code in (0, 1), result.output  # 1: too few steps for the loss to fall
     assert plot.exists() and (tmp_path / "lr.json").exists()
+
+
+def test_a_conditional_count_model_trains_evaluates_samples_and_exports(tmp_path):
+    from keras_vae import synthetic
+
+    counts = synthetic.bulk_rnaseq(num_samples=160, num_genes=40, num_cell_types=3, num_batches=2, median_library_size=2e3)
+    path = tmp_path / "counts.npz"
+    np.savez(path, **synthetic.to_arrays(counts))
+    output = tmp_path / "cvae"
+    result = invoke("train", "--dataset", path, "--likelihood", "zinb", "--condition", "batch", *FAST, "--output", output)
+    assert result.exit_code == 0, result.output
+    config = json.loads((output / "config.json").read_text())["train"]
+    assert config["condition"] == ["batch"] and config["likelihood"] == "zinb"
+    summary = json.loads((output / "summary.json").read_text())
+    assert np.isfinite(summary["test"]["negative_elbo"]) and summary["test"]["kl_loss"] >= 0
+    assert invoke("evaluate", output, "-k", "8").exit_code == 0
+    evaluation = json.loads((output / "evaluation.json").read_text())
+    assert evaluation["examples"] == 32 and np.isfinite(evaluation["importance_weighted_nll"])
+    result = invoke("sample", output, "-n", "5", "--format", "npy")
+    assert result.exit_code == 0, result.output
+    samples = np.load(output / "samples" / "samples.npy")
+    assert samples.shape == (5, 40) and np.all(samples >= 0)
+    result = invoke("export", output, tmp_path / "export")
+    assert result.exit_code == 0, result.output
+    # Resuming with the same options (the condition given again) is accepted.
+    result = invoke("train", "--resume", output, "--condition", "batch", "--quiet")
+    assert result.exit_code == 2 and "already trained" in result.output

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import to_numpy
-from keras_vae import callbacks, diagnostics, hub, metrics
+from keras_vae import callbacks, diagnostics, hub, likelihoods, metrics, synthetic
 from keras_vae.models import ConditionalVAE
 
 FEATURES = 8
@@ -146,3 +146,23 @@ def test_an_export_takes_the_conditions_by_name(tmp_path):
     reconstructed = loaded.signatures["reconstruct"](x=tf.constant(inputs["x"]), **observed)["mean"]
     np.testing.assert_allclose(reconstructed.numpy(), to_numpy(cvae.reconstruct(inputs)), atol=1e-4, rtol=1e-4)
     assert hub.read_metadata(str(tmp_path / "export"))["conditions"] == CONDITIONS
+
+
+@pytest.mark.parametrize(
+    "likelihood",
+    ["poisson", "nb", "zinb", likelihoods.NegativeBinomial(dispersion="gene-condition")],
+    ids=["poisson", "nb", "zinb", "nb-gene-condition"],
+)
+def test_count_models_train_without_nan_on_synthetic_rnaseq(likelihood):
+    counts = synthetic.bulk_rnaseq(num_samples=256, num_genes=60, num_cell_types=3, num_batches=2, dropout=0.1, seed=1)
+    data = {"x": counts.counts.astype("float32"), "batch": counts.batch}
+    keras.utils.set_random_seed(0)
+    cvae = ConditionalVAE.from_input_shape((60,), {"batch": 2}, latent_dim=3, likelihood=likelihood, seed=0)
+    cvae.compile(beta=0.5, free_bits=0.05)
+    cvae.initialize_decoder_bias(data)
+    history = cvae.fit(data, epochs=4, batch_size=32, verbose=0).history
+    for key in ("loss", "reconstruction_loss", "kl_loss"):
+        assert np.all(np.isfinite(history[key])), history[key]
+    assert history["loss"][-1] < history["loss"][0] and min(history["kl_loss"]) >= 0
+    samples = to_numpy(cvae.sample(5, condition={"batch": 1}))
+    assert samples.shape == (5, 60) and np.all(np.isfinite(samples)) and np.all(samples >= 0)

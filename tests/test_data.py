@@ -367,3 +367,96 @@ def test_numpy_batches_reads_whatever_fit_reads():
         batches = list(data.numpy_batches(source, batch_size=4))
         assert [len(b) for b in batches] == [4, 4, 2]
         np.testing.assert_array_equal(np.concatenate(batches), x)
+
+
+# Count tables and conditions ------------------------------------------------------------
+
+
+def test_npz_conditions_are_batched_beside_x_in_step_with_the_examples(tmp_path):
+    rng = np.random.default_rng(0)
+    batch = rng.integers(0, 3, 40)
+    dose = rng.uniform(size=40).astype(np.float32)
+    x = np.stack([batch, 10 * dose], axis=1).astype(np.float32)  # each example carries its conditions
+    path = _save_npz(tmp_path, x_train=x, batch_train=batch, dose_train=dose)
+    datasets = data.load(path, batch_size=8, validation_fraction=0.25, conditions=("batch", "dose"))
+    assert datasets.conditions == {"batch": 3, "dose": None}
+    seen = 0
+    for batches in (datasets.train, datasets.test):
+        for inputs in batches.as_numpy_iterator():
+            assert sorted(inputs) == ["batch", "dose", "x"] and inputs["batch"].dtype == np.int64
+            np.testing.assert_array_equal(inputs["x"][:, 0], inputs["batch"])
+            np.testing.assert_allclose(inputs["x"][:, 1], 10 * inputs["dose"], rtol=1e-6)
+            seen += len(inputs["x"])
+    assert seen == 40
+    probe, _ = datasets.probe(5)
+    assert sorted(probe) == ["batch", "dose", "x"] and probe["x"].shape == (5, 2)
+
+
+def test_a_csv_table_reads_features_labels_conditions_and_skips_names(tmp_path):
+    path = tmp_path / "counts.csv"
+    rows = ["sample,gene_a,gene_b,gene_c,cell_type,batch,age"]
+    for i in range(30):
+        rows.append(f"s{i},{i},{2 * i},0,{'neuron' if i % 2 else 'glia'},plate{i % 3},{0.5 * i}")
+    path.write_text("\n".join(rows) + "\n")
+    datasets = data.load(str(path), batch_size=30, validation_fraction=0.2, conditions=("batch", "age"))
+    assert datasets.input_shape == (3,) and datasets.is_counts
+    assert datasets.conditions == {"batch": 3, "age": None}
+    inputs, labels = datasets.probe(6)
+    np.testing.assert_array_equal(inputs["x"][:, 1], 2 * inputs["x"][:, 0])  # gene_b = 2 gene_a, row by row
+    rows_index = inputs["x"][:, 0].astype(int)
+    np.testing.assert_array_equal(labels, rows_index % 2)  # glia=0, neuron=1 (sorted names)
+    np.testing.assert_array_equal(inputs["batch"], rows_index % 3)
+    np.testing.assert_allclose(inputs["age"], 0.5 * rows_index)
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("a,b\n", ["no data rows"]),
+        ("a,b\n1,2\n3\n", ["line 3", "fields"]),
+        ("name,kind\nx,y\n", ["no numeric columns"]),
+    ],
+    ids=["header only", "ragged", "no numbers"],
+)
+def test_malformed_tables_are_one_line_errors(tmp_path, text, words):
+    path = tmp_path / "table.csv"
+    path.write_text(text)
+    _one_line_error(str(path), *words)
+
+
+def test_a_table_without_the_condition_column_says_so(tmp_path):
+    path = tmp_path / "table.csv"
+    path.write_text("a,b\n1,2\n3,4\n5,6\n7,8\n")
+    _one_line_error(str(path), "no column 'batch'", conditions=("batch",))
+
+
+def test_conditions_need_an_array_or_table_source(tmp_path):
+    _save_images(tmp_path / "images", np.zeros((4, 8, 8, 1), np.uint8))
+    _one_line_error(str(tmp_path / "images"), "conditions", "np.savez", conditions=("batch",))
+
+
+def test_the_synthetic_rnaseq_source_is_counts_with_batch_and_cell_type_conditions():
+    datasets = data.load("synthetic-rnaseq", batch_size=256, conditions=("batch",))
+    assert datasets.name == "synthetic-rnaseq" and datasets.is_counts and datasets.conditions == {"batch": 3}
+    inputs, labels = datasets.probe(100)
+    assert inputs["x"].shape == (100, 1000) and labels.shape == (100,)
+    assert datasets.num_train == 1440  # 80% of 2000 for training, 10% of that held out
+    assert not data.load("synthetic-rnaseq", batch_size=256).conditions
+
+
+def test_an_anndata_file_reads_x_and_obs_columns(tmp_path):
+    import anndata  # the [anndata] extra, which the dev extra includes
+    import pandas
+
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(5.0, (24, 7)).astype(np.float32)
+    obs = {"cell_type": np.array(["b", "a"] * 12), "batch": np.arange(24) % 2, "age": rng.uniform(size=24)}
+    table = anndata.AnnData(X=counts, obs=pandas.DataFrame(obs, index=[f"s{i}" for i in range(24)]))
+    path = str(tmp_path / "counts.h5ad")
+    table.write_h5ad(path)
+    datasets = data.load(path, batch_size=24, validation_fraction=0.25, conditions=("batch", "age"))
+    assert datasets.input_shape == (7,) and datasets.is_counts and datasets.conditions == {"batch": 2, "age": None}
+    inputs, labels = datasets.probe(6)
+    rows = [int(np.flatnonzero((counts == row).all(axis=1))[0]) for row in inputs["x"]]
+    np.testing.assert_array_equal(inputs["batch"], np.array(rows) % 2)
+    np.testing.assert_array_equal(labels, [1 if obs["cell_type"][row] == "b" else 0 for row in rows])

@@ -213,3 +213,37 @@ def test_fit_rejects_what_it_cannot_honour(images):
         vae.fit(images[:64], validation_split=0.25, verbose=0)
     with pytest.raises(ValueError, match="one-shot"):
         vae.fit((batch for batch in [images[:32]]), verbose=0)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "nb", "zinb"])
+def test_initialize_decoder_bias_starts_the_decoder_at_the_data_average(likelihood):
+    rng = np.random.default_rng(0)
+    if likelihood in ("nb", "zinb"):
+        x = rng.poisson(np.exp(rng.normal(2, 1.5, 12)), (256, 12)).astype("float32")
+    else:
+        x = (rng.random((256, 12)) < rng.random(12)).astype("float32")
+    keras.utils.set_random_seed(0)
+    vae = VAE.from_input_shape((12,), latent_dim=2, likelihood=likelihood)
+    vae.compile()
+    before = vae.evaluate(x, verbose=0, return_dict=True)["reconstruction_loss"]
+    vae.initialize_decoder_bias(x)
+    after = vae.evaluate(x, verbose=0, return_dict=True)["reconstruction_loss"]
+    assert after < before
+    decoded = to_numpy(vae.decoder(np.zeros((1, 2), "float32")))
+    bias = to_numpy(vae.decoder.get_layer("likelihood_parameters").bias).reshape(decoded.shape[1:])
+    expected = vae.likelihood.initial_decoded(x)
+    np.testing.assert_allclose(bias, expected, rtol=1e-5, atol=1e-5)
+    if likelihood == "bernoulli":  # the decoded mean at the bias alone is the mean pixel
+        np.testing.assert_allclose(to_numpy(vae.likelihood.mean(bias)), np.clip(x.mean(0), 1e-4, 1 - 1e-4), atol=1e-5)
+    if likelihood == "nb":  # proportions at the bias alone are the mean proportions
+        proportions = to_numpy(vae.likelihood.mean(bias[None])) / vae.likelihood.library_size
+        np.testing.assert_allclose(proportions[0], (x / x.sum(1, keepdims=True)).mean(0), rtol=1e-4)
+
+
+def test_initialize_decoder_bias_refuses_a_decoder_it_cannot_set():
+    encoder = architectures.mlp_encoder((4,), 2, hidden_units=(8,))
+    z = keras.Input((2,))
+    decoder = keras.Model(z, keras.layers.Activation("linear")(keras.layers.Dense(4)(z)))
+    vae = VAE(encoder, decoder, likelihood="gaussian")
+    with pytest.raises(ValueError, match="set its bias yourself"):
+        vae.initialize_decoder_bias(np.zeros((8, 4), "float32"))

@@ -118,7 +118,8 @@ class ConditionalVAE(VAE):
         return [x, condition] if "encoder" in self.condition_on else x
 
     def _decoder_inputs(self, z, condition):
-        return [z, condition] if "decoder" in self.condition_on else z
+        # Tensors both: a Keras network refuses a list that mixes them with arrays.
+        return [ops.convert_to_tensor(z), condition] if "decoder" in self.condition_on else z
 
     # ---------------------------------------------------------------- usage
     def decode(self, z, condition=None):

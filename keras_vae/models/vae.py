@@ -4,12 +4,14 @@ import collections.abc
 import itertools
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_vae import architectures, likelihoods, schedules
 from keras_vae import training as loop
 from keras_vae.backend import VAETrainer
 from keras_vae.callbacks import AggressiveTrainingSwitch
+from keras_vae.data import numpy_batches
 from keras_vae.losses import free_bits_kl, gaussian_kl
 from keras_vae.optimizers import EncoderDecoderOptimizer
 
@@ -165,6 +167,45 @@ class VAE(VAETrainer, keras.Model):
         seed = self.seed_generator if seed is None else seed
         z = keras.random.normal((n, self.latent_dim), seed=seed)
         return self.decode(z)
+
+    def initialize_decoder_bias(self, x, max_examples=10_000):
+        """Starts the decoder at the data's average: its output bias set from `x`.
+
+        The bias of the decoder's last layer becomes the likelihood's
+        `initial_decoded(x)`: pixel log-odds of the mean image (Bernoulli), the
+        mean (Gaussian), log mean expression proportions (count likelihoods).
+        Call it once, before training. A decoder that starts far from the data
+        (e.g. equal proportions for genes whose abundance spans four orders of
+        magnitude) makes the encoder grab several nats per dimension in the first
+        iterations and give them back later; started at the average, the KL
+        rises from near 0 and settles.
+
+        Args:
+            x: training data (anything `fit` takes; a conditional model's dicts too).
+            max_examples: int, the average reads at most this many examples.
+        """
+        arrays, count = [], 0
+        for batch in numpy_batches(x, 512):
+            arrays.append(np.asarray(batch["x"] if isinstance(batch, dict) else batch))
+            count += len(arrays[-1])
+            if count >= max_examples:
+                break
+        if not arrays:
+            raise ValueError("`x` holds no examples.")
+        target = np.asarray(self.likelihood.initial_decoded(np.concatenate(arrays)[:max_examples]), "float32")
+        layer = self.decoder.layers[-1] if isinstance(self.decoder, keras.Model) and self.decoder.layers else None
+        if isinstance(layer, keras.layers.Reshape) and len(self.decoder.layers) > 1:
+            layer = self.decoder.layers[-2]
+        bias = getattr(layer, "bias", None)
+        if bias is None or bias.shape[0] not in (target.size, target.shape[-1]):
+            raise ValueError(
+                "initialize_decoder_bias sets the bias of the decoder's last layer (a Dense or convolution, "
+                f"optionally followed by a Reshape); this decoder ends in {type(layer).__name__}, "
+                f"whose bias does not fit an output of shape {target.shape}: set its bias yourself."
+            )
+        if bias.shape[0] != target.size:  # one bias per channel of a convolution: average the rest
+            target = target.reshape(-1, target.shape[-1]).mean(axis=0)
+        bias.assign(target.reshape(bias.shape))
 
     # ------------------------------------------------------------------ loss
     def loss_terms(self, x, outputs):
