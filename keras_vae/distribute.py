@@ -55,6 +55,32 @@ def data_parallel(devices=None, initialize=None):
     )
 
 
+def split_cpu(count):
+    """Makes the CPU show up as `count` devices, to try data parallelism without accelerators.
+
+    Must run before the backend starts its runtime: before JAX is imported
+    (it sets `XLA_FLAGS`), or before TensorFlow runs its first op. The devices
+    share the machine's cores, so this tests correctness, not speed.
+    """
+    backend = keras.backend.backend()
+    if backend == "jax":
+        # Read when JAX starts its CPU runtime (at its first device query).
+        flags = os.environ.get("XLA_FLAGS", "")
+        if "xla_force_host_platform_device_count" not in flags:
+            os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        try:
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+        except RuntimeError:  # already started: fine if it was split as asked
+            if len(tf.config.list_logical_devices("CPU")) < count:
+                raise DistributeError(
+                    f"TensorFlow started before the CPU could be split into {count} devices: split it first thing."
+                ) from None
+
+
 def num_replicas(engine):
     """Devices (over all processes) that `engine` splits each batch over."""
     if keras.backend.backend() == "tensorflow":
@@ -69,7 +95,7 @@ def _pick(available, devices, kind):
         if devices < 1 or devices > len(available):
             raise DistributeError(
                 f"{devices} devices asked for, but this process sees {len(available)} {kind} "
-                f"device(s): {', '.join(available)}."
+                f"device(s): {', '.join(available)} (without accelerators, split the CPU first: split_cpu)."
             )
         return list(available[:devices])
     return list(devices)
@@ -98,9 +124,4 @@ def _tensorflow_data_parallel(devices):
         return tf.distribute.MultiWorkerMirroredStrategy()
     kind = "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
     available = [d.name for d in tf.config.list_logical_devices(kind)]
-    if kind == "CPU" and isinstance(devices, int) and devices > len(available):
-        raise DistributeError(
-            f"{devices} devices asked for, but TensorFlow sees {len(available)} CPU device(s); split the CPU "
-            "with tf.config.set_logical_device_configuration before TensorFlow starts, or use GPUs."
-        )
     return tf.distribute.MirroredStrategy(devices=_pick(available, devices, kind))

@@ -400,7 +400,8 @@ class VAE(VAETrainer, keras.Model):
 
     def is_aggressive(self):
         """Whether iterations currently run He et al.'s inner encoder loop."""
-        return bool(ops.convert_to_numpy(self.aggressive_mode.value))
+        # Through a tensor: a tf.distribute MirroredVariable is not an array inside its scope.
+        return bool(ops.convert_to_numpy(ops.convert_to_tensor(self.aggressive_mode)))
 
     def pop_inner_step_counts(self):
         """Inner encoder updates of each aggressive iteration since the last call."""
