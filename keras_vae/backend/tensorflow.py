@@ -22,16 +22,18 @@ class VAETrainer:
             # Keras scales its own losses for the replicas, not a custom one
             # (measured: steps twice as large on two replicas without this).
             scaled_loss = scale_loss_for_replicas(loss)
+        if not self.optimizer.built:
+            # Keras's TF trainer defers building to the first trace (after the
+            # forward pass, which may create variables); the pair optimizer must
+            # see every variable, not only this part's.
+            self.optimizer.build(self.trainable_variables)
         self.optimizer.apply(tape.gradient(scaled_loss, variables), variables)
         return loss if part == loop.ENCODER else self.get_metrics_result()
 
     def _distributed_step(self, data, part):
-        if not self.optimizer.built:
-            # Keras's TF trainer defers building to the first trace; the pair
-            # optimizer must see every variable, not only this part's, and
-            # replicas cannot create variables.
-            self.optimizer.build(self.trainable_variables)
         strategy = self.distribute_strategy
+        if not self.optimizer.built and strategy.num_replicas_in_sync > 1:
+            self.optimizer.build(self.trainable_variables)  # replicas cannot create variables
         outputs = strategy.run(functools.partial(self._train_step, part=part), args=(data,))
         return tf.nest.map_structure(lambda value: strategy.reduce("MEAN", value, axis=None), outputs)
 
