@@ -11,6 +11,7 @@ anything is written; other failures with one line and exit code 1. `--verbose`
 adds the traceback.
 """
 
+import contextlib
 import difflib
 import functools
 import json
@@ -247,7 +248,7 @@ def main():
 
 # --------------------------------------------------------------------- train
 # Options a resumed run may change; the others are the run's own.
-RESUMABLE = {"epochs", "backend", "quiet", "verbose", "resume"}
+RESUMABLE = {"epochs", "backend", "quiet", "verbose", "resume", "distribute", "devices"}
 NOT_SAVED = {"resume", "overwrite", "quiet", "verbose"}
 
 
@@ -268,6 +269,24 @@ NOT_SAVED = {"resume", "overwrite", "quiet", "verbose"}
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True, help="Learning rate (the peak of a schedule).")
 @click.option("--lr-schedule", type=click.Choice(LEARNING_RATE_SCHEDULES), default="constant", show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option(
+    "--distribute",
+    type=click.Choice(["none", "data-parallel"]),
+    default="none",
+    show_default=True,
+    help="data-parallel: split each --batch-size batch over the devices (keras.distribution on JAX, tf.distribute on TensorFlow).",
+)
+@click.option(
+    "--devices",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Devices per process for --distribute [default: all accelerators]; without any, the CPU is split into this many.",
+)
+@click.option(
+    "--scale-learning-rate",
+    is_flag=True,
+    help="Linear scaling rule: multiply --learning-rate by the number of devices (with --batch-size multiplied alike).",
+)
 @click.option("--output", type=click.Path(file_okay=False), default=None, help="Run directory [default: runs/DATASET].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
 @click.option("--resume", type=click.Path(file_okay=False), default=None, help="Continue the run in this directory from its newest checkpoint.")
@@ -290,14 +309,36 @@ def train(**options):
             _check_replaceable(run_dir, config["dataset"])
     _check_combinations(config)
     _select_backend(config["backend"])
+    engine = _distribution(config)
+    with engine.scope() if engine is not None else contextlib.nullcontext():
+        _train(options, config, run_dir, engine, verbosity)
 
+
+def _distribution(config):
+    """The data-parallel engine the options ask for, or None."""
+    if config.get("distribute", "none") == "none":
+        if config.get("devices") is not None or config.get("scale_learning_rate"):
+            raise BadInput("--devices and --scale-learning-rate go with --distribute data-parallel.")
+        return None
+    from keras_vae import distribute
+
+    try:
+        if config["devices"] is not None:
+            distribute.split_cpu(config["devices"])  # no effect where there are accelerators
+        return distribute.data_parallel(config["devices"])
+    except distribute.DistributeError as error:
+        raise BadInput(str(error)) from None
+
+
+def _train(options, config, run_dir, engine, verbosity):
     import keras
 
-    from keras_vae import callbacks, data, runs
+    from keras_vae import callbacks, data, distribute, runs
 
     config["backend"] = keras.backend.backend()
     datasets = _load_data(data, config)
     _check_data(config, datasets)
+    replicas = 1 if engine is None else distribute.num_replicas(engine)
     initial_epoch, history, records = 0, None, None
     checkpoint = runs.latest_checkpoint(run_dir) if options["resume"] else None
     if checkpoint is not None:
@@ -307,7 +348,8 @@ def train(**options):
             raise BadInput(f"{run_dir} already trained {initial_epoch} epochs: pass a larger --epochs to train it longer.")
     else:
         try:
-            vae = runs.build_vae(config, datasets.input_shape, datasets.num_train, datasets.conditions)
+            scaled = dict(config, learning_rate=config["learning_rate"] * replicas) if config.get("scale_learning_rate") else config
+            vae = runs.build_vae(scaled, datasets.input_shape, datasets.num_train, datasets.conditions)
             vae.initialize_decoder_bias(datasets.train)
         except ValueError as error:
             raise BadInput(" ".join(str(error).split()) or type(error).__name__) from None
@@ -319,6 +361,7 @@ def train(**options):
     click.echo(
         f"keras-vae {__version__} on {config['backend']}: {datasets.name} {datasets.input_shape}, "
         f"{config['architecture']} VAE, latent {config['latent_dim']}, {config['epochs']} epochs"
+        + (f", data-parallel on {replicas} devices" if engine is not None else "")
         + (f", resuming after epoch {initial_epoch}" if initial_epoch else "")
     )
     try:
@@ -357,7 +400,7 @@ def _resumed_config(ctx, options):
     if changed:
         flags = ", ".join("--" + name.replace("_", "-") for name in changed)
         raise BadInput(f"--resume continues {run_dir} with the options it was started with: drop {flags}, or start a new run.")
-    for name in ("epochs", "backend"):
+    for name in ("epochs", "backend", "distribute", "devices"):
         if name in given and options[name] is not None:
             if name == "epochs" and options[name] != config["epochs"] and (
                 config["lr_schedule"] != "constant" or config["beta_schedule"] == "cyclical"

@@ -3,7 +3,9 @@
 Each module defines `VAETrainer`, a mixin with the same methods, the way Keras
 splits its own trainers (`keras/src/backend/{tensorflow,jax,torch}/trainer.py`),
 and `compile_inference(model, fn)`, which compiles a `keras.ops` function of a
-model for repeated evaluation without gradients. Everything else (loss, β
+model for repeated evaluation without gradients, and
+`scale_loss_for_replicas(loss)`: a device's loss over the number of devices
+where the engine sums their gradients (tf.distribute), else unchanged. Everything else (loss, β
 schedule, free bits, the inner loop, the estimators) is in `keras.ops`.
 """
 
@@ -11,15 +13,15 @@ import keras
 
 _BACKEND = keras.backend.backend()
 if _BACKEND == "tensorflow":
-    from keras_vae.backend.tensorflow import VAETrainer, compile_inference
+    from keras_vae.backend.tensorflow import VAETrainer, compile_inference, scale_loss_for_replicas
 elif _BACKEND == "jax":
-    from keras_vae.backend.jax import VAETrainer, compile_inference
+    from keras_vae.backend.jax import VAETrainer, compile_inference, scale_loss_for_replicas
 elif _BACKEND == "torch":
-    from keras_vae.backend.torch import VAETrainer, compile_inference
+    from keras_vae.backend.torch import VAETrainer, compile_inference, scale_loss_for_replicas
 else:
     raise ImportError(
         f"keras-vae trains on the tensorflow, jax and torch backends, not "
         f"{_BACKEND!r}: set KERAS_BACKEND to one of them."
     )
 
-__all__ = ["VAETrainer", "compile_inference"]
+__all__ = ["VAETrainer", "compile_inference", "scale_loss_for_replicas"]

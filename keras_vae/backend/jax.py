@@ -4,13 +4,16 @@ Keras's JAX trainer threads the state (trainable, non-trainable, optimizer and
 metric variables) through `train_function(state, iterator)`; each part's step
 differentiates with respect to its own variables and applies only its own
 optimizer's stateless update, so the other part's weights and optimizer slots
-pass through untouched.
+pass through untouched. Under a `keras.distribution` (DataParallel), the batch
+is sharded over the devices and the jitted step computes the global-batch mean
+with XLA's all-reduce: nothing to scale.
 """
 
 import functools
 
 import jax
 import keras
+import numpy as np
 
 from keras_vae import training as loop
 
@@ -72,7 +75,7 @@ class VAETrainer:
         def train_function(state, iterator):
             def run_step(part, batch):
                 nonlocal state
-                logs, state = self._part_steps[part](state, batch)
+                logs, state = self._part_steps[part](state, _distribute_batch(batch))
                 return logs
 
             # The mode is model state: read it from the state being trained.
@@ -87,7 +90,7 @@ class VAETrainer:
         state = self._get_jax_state(
             trainable_variables=True, non_trainable_variables=True, optimizer_variables=True, metrics_variables=True
         )
-        logs, state = self._part_steps[part](state, (x,))
+        logs, state = self._part_steps[part](state, _distribute_batch((x,)))
         for variables, values in zip(
             (self.trainable_variables, self.non_trainable_variables, self.optimizer.variables, self.metrics_variables),
             state,
@@ -95,6 +98,23 @@ class VAETrainer:
             for variable, value in zip(variables, values):
                 variable.assign(value)
         return logs
+
+
+def _distribute_batch(batch):
+    """A batch that is not yet sharded (the inner loop's, `train_part_on_batch`'s) sharded
+    as Keras shards `fit`'s batches: over the distribution's batch axis, each
+    process giving its own examples."""
+    distribution = keras.distribution.distribution()
+    if distribution is None:
+        return batch
+
+    def shard(array):
+        if isinstance(array, jax.Array) and len(array.sharding.device_set) > 1:
+            return array  # fit's batches come sharded
+        layout = distribution.get_data_layout(array.shape).backend_layout
+        return jax.make_array_from_process_local_data(layout, np.asarray(array))
+
+    return jax.tree_util.tree_map(shard, batch)
 
 
 def compile_inference(model, fn):
@@ -111,3 +131,8 @@ def compile_inference(model, fn):
             return fn(*args)
 
     return lambda *args: stateless([v.value for v in variables], *args)
+
+
+def scale_loss_for_replicas(loss):
+    """`loss` unchanged: a jitted step on a sharded batch already means over the global batch."""
+    return loss

@@ -9,7 +9,7 @@ from keras import ops
 
 from keras_vae import architectures, likelihoods, schedules
 from keras_vae import training as loop
-from keras_vae.backend import VAETrainer
+from keras_vae.backend import VAETrainer, scale_loss_for_replicas
 from keras_vae.callbacks import AggressiveTrainingSwitch
 from keras_vae.data import numpy_batches
 from keras_vae.losses import free_bits_kl, gaussian_kl
@@ -63,7 +63,13 @@ class VAE(VAETrainer, keras.Model):
         # Training state that must live in the model (not in Python) so that
         # jitted steps see it and a saved model resumes with it.
         self.train_iterations = self.add_weight(
-            shape=(), dtype="int32", initializer="zeros", trainable=False, name="train_iterations"
+            shape=(),
+            dtype="int32",
+            initializer="zeros",
+            trainable=False,
+            name="train_iterations",
+            # Counted once per step, not once per tf.distribute replica.
+            aggregation="only_first_replica",
         )
         self.aggressive_mode = self.add_weight(
             shape=(), dtype="int32", initializer="zeros", trainable=False, name="aggressive_mode"
@@ -235,11 +241,17 @@ class VAE(VAETrainer, keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Keras's loss hook: the VAE loss, with its parts tracked as metrics.
 
-        A training call counts one iteration of the β schedule.
+        A training call counts one iteration of the β schedule. As Keras's own
+        losses are, it is scaled for the replicas of a `tf.distribute` strategy
+        (Keras's evaluation multiplies it back).
         """
         if sample_weight is not None:
             raise ValueError("VAE does not weight examples: remove `sample_weight` (or `class_weight`) from fit().")
-        terms = self.loss_terms(x, y_pred)
+        return scale_loss_for_replicas(self._objective(x, y_pred, training))
+
+    def _objective(self, x, outputs, training):
+        """The batch's loss, unscaled; updates the loss-term metrics (and the iteration counter)."""
+        terms = self.loss_terms(x, outputs)
         self.loss_terms_tracker.update_state(terms, sample_weight=_batch_size(x))
         if training:
             self.train_iterations.assign_add(1)
@@ -250,11 +262,13 @@ class VAE(VAETrainer, keras.Model):
 
         Encoder-only steps of the inner loop leave the metrics and the iteration
         counter alone, so epoch logs and β describe the model's iterations.
+        It is the mean over this device's examples: a backend whose engine
+        sums the devices' gradients scales it (`scale_loss_for_replicas`).
         """
         outputs = self(x, training=True)
         if part == loop.ENCODER:
             return self.loss_terms(x, outputs)[loop.LOSS]
-        loss = self.compute_loss(x=x, y_pred=outputs, training=True)
+        loss = self._objective(x, outputs, training=True)
         self._loss_tracker.update_state(loss, sample_weight=_batch_size(x))
         return loss
 
@@ -427,7 +441,8 @@ class VAE(VAETrainer, keras.Model):
 
     def is_aggressive(self):
         """Whether iterations currently run He et al.'s inner encoder loop."""
-        return bool(ops.convert_to_numpy(self.aggressive_mode.value))
+        # Through a tensor: a tf.distribute MirroredVariable is not an array inside its scope.
+        return bool(ops.convert_to_numpy(ops.convert_to_tensor(self.aggressive_mode)))
 
     def pop_inner_step_counts(self):
         """Inner encoder updates of each aggressive iteration since the last call."""
