@@ -82,9 +82,14 @@ def plot_latent_space(z, path, labels=None, decoded_grid=None, title=None):
     points = project_2d(z)
     panels = 2 if decoded_grid is not None else 1
     figure, axes = _figure(1, panels, figsize=(6 * panels, 5.5), squeeze=False)
-    scatter = axes[0, 0].scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=4)
-    if labels is not None:
-        figure.colorbar(scatter, ax=axes[0, 0], label="label")
+    if labels is None:
+        axes[0, 0].scatter(points[:, 0], points[:, 1], s=4)
+    else:  # one colour per class, named in a legend
+        labels = np.asarray(labels)
+        for index, label in enumerate(np.unique(labels)):
+            chosen = labels == label
+            axes[0, 0].scatter(points[chosen, 0], points[chosen, 1], s=4, color=f"C{index % 10}", label=str(label))
+        axes[0, 0].legend(title="label", markerscale=3, fontsize="small", loc="best")
     projected = np.asarray(z).shape[1] > 2
     axes[0, 0].set(
         xlabel="PC 1" if projected else "z₁",

@@ -1,5 +1,7 @@
 """The conditional VAE: dict inputs, conditional sampling, counterfactuals, every training tool, saving, export."""
 
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -166,3 +168,24 @@ def test_count_models_train_without_nan_on_synthetic_rnaseq(likelihood):
     assert history["loss"][-1] < history["loss"][0] and min(history["kl_loss"]) >= 0
     samples = to_numpy(cvae.sample(5, condition={"batch": 1}))
     assert samples.shape == (5, 60) and np.all(np.isfinite(samples)) and np.all(samples >= 0)
+
+
+def test_the_rnaseq_example_logs_in_seed_002s_format_and_plots_by_cell_type_and_batch(tmp_path):
+    import re
+    import subprocess
+    import sys
+
+    example = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "rnaseq_cvae.py")
+    result = subprocess.run(
+        [sys.executable, example, "--epochs", "2", "--output", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    epoch_lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    pattern = r"epoch 00[12] \| train loss=\d+\.\d{4} recon=\d+\.\d{4} kl=\d+\.\d{4}( beta=0\.5000)? \| val loss=\d+\.\d{4}"
+    assert len(epoch_lines) == 2 and all(re.fullmatch(pattern, line) for line in epoch_lines), epoch_lines
+    assert "Diagnosis:" in result.stdout and "latent space (held out): cell type" in result.stdout
+    for name in ("latent_by_cell_type.png", "latent_by_batch.png", "training_curves.png"):
+        assert (tmp_path / name).stat().st_size > 0

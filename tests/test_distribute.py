@@ -32,7 +32,7 @@ import contextlib, json, sys
 import numpy as np, keras
 sys.path.insert(0, {here!r})
 from conftest import prototype_images, small_vae
-from keras_vae import distribute
+from keras_vae import distribute, schedules
 
 def train(engine, aggressive, epochs=2, part=slice(None), batch_size=64):
     x = prototype_images(256)[0][part]
@@ -41,7 +41,14 @@ def train(engine, aggressive, epochs=2, part=slice(None), batch_size=64):
         vae(x[:2])
         log_var = vae.encoder.get_layer("z_log_var")
         log_var.bias.assign(np.full(log_var.bias.shape, -30.0, "float32"))
-        vae.compile(optimizer=keras.optimizers.SGD(0.05), aggressive=aggressive, max_inner_steps=3, inner_check_every=1)
+        vae.compile(
+            optimizer=keras.optimizers.SGD(0.05),
+            beta=schedules.LinearWarmup(6),
+            free_bits=0.05,
+            aggressive=aggressive,
+            max_inner_steps=3,
+            inner_check_every=1,
+        )
         history = vae.fit(x, batch_size=batch_size, epochs=epochs, shuffle=False, verbose=0, validation_data=(x,) if aggressive else None)
     weights = [keras.ops.convert_to_numpy(v).tolist() for v in vae.trainable_variables]
     return {{k: [float(v) for v in values] for k, values in history.history.items()}}, weights
@@ -75,9 +82,10 @@ def test_two_devices_train_as_one_plain_and_aggressive():
     for mode in ("False", "True"):
         one, two = result[mode]["one"], result[mode]["two"]
         # Float rounding only (measured ≤ 1e-5 relative); a 2× step moves the loss by percents.
-        for key in ("loss", "kl_loss", "reconstruction_loss") + (("val_loss", "val_mutual_info", "encoder_steps") if mode == "True" else ()):
+        for key in ("loss", "kl_loss", "reconstruction_loss", "beta") + (("val_loss", "val_mutual_info", "encoder_steps") if mode == "True" else ()):
             assert one[key] == pytest.approx(two[key], rel=1e-4), (mode, key)
         assert result[mode]["weight_diff"] < 1e-4
+        assert one["beta"][0] < one["beta"][1] <= 1.0  # the warm-up counted the same iterations on both
     assert result["True"]["one"]["aggressive"][0] == 1.0
 
 
