@@ -330,6 +330,18 @@ def _distribution(config):
         raise BadInput(str(error)) from None
 
 
+def _check_even_batches(datasets, batch_size, replicas):
+    """JAX shards every batch over the devices, so a last, smaller batch must split evenly too."""
+    for role, count in (("training", datasets.num_train), ("validation", datasets.num_validation), ("test", datasets.num_test)):
+        last = count % batch_size
+        if last % replicas:
+            raise BadInput(
+                f"data-parallel JAX splits every batch evenly over {replicas} devices, but the {role} set's "
+                f"{count} examples end in a batch of {last} with --batch-size {batch_size}: choose another "
+                "--batch-size (or --validation-fraction), or train with --backend tensorflow."
+            )
+
+
 def _train(options, config, run_dir, engine, verbosity):
     import keras
 
@@ -339,6 +351,8 @@ def _train(options, config, run_dir, engine, verbosity):
     datasets = _load_data(data, config)
     _check_data(config, datasets)
     replicas = 1 if engine is None else distribute.num_replicas(engine)
+    if replicas > 1 and config["backend"] == "jax":
+        _check_even_batches(datasets, config["batch_size"], replicas)
     initial_epoch, history, records = 0, None, None
     checkpoint = runs.latest_checkpoint(run_dir) if options["resume"] else None
     if checkpoint is not None:

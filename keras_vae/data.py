@@ -58,7 +58,8 @@ class Datasets:
             set (image folders, arrays without `x_test`) it is the validation set.
         input_shape: tuple, the shape of one example, e.g. `(28, 28, 1)`.
         name: str, the TFDS name, or the file or folder name.
-        num_train: int, training examples per epoch (for steps per epoch).
+        num_train: int, training examples per epoch (for steps per epoch);
+            `num_validation` (0 without) and `num_test` likewise.
         value_range: `(min, max)` of the values as fed to the model.
         is_counts: bool, whether every value is a non-negative integer (and
             was not rescaled): data for the count likelihoods.
@@ -77,6 +78,8 @@ class Datasets:
     _test_examples: "tf.data.Dataset" = dataclasses.field(repr=False)  # noqa: F821
     is_counts: bool = False
     conditions: dict = dataclasses.field(default_factory=dict)
+    num_validation: int = 0
+    num_test: int = 0
 
     def probe(self, n=2000):
         """The first `n` test examples (fewer if the test set is smaller), with labels.
@@ -188,9 +191,10 @@ def load(
     conditions = tuple(conditions)
     splits = _load_splits(os.fspath(source), validation_fraction, test_split, seed, data_dir, conditions)
     num_train = _checked_count(splits.train, "training", splits.name, "use a source with more examples")
-    _checked_count(splits.test, "test", splits.name, "choose another test split")
+    num_test = _checked_count(splits.test, "test", splits.name, "choose another test split")
+    num_validation = 0
     if splits.validation is not None:
-        _checked_count(splits.validation, "validation", splits.name, "raise validation_fraction, or set it to 0")
+        num_validation = _checked_count(splits.validation, "validation", splits.name, "raise validation_fraction, or set it to 0")
 
     value_range = splits.value_range
     train, validation, test = splits.train, splits.validation, splits.test
@@ -214,6 +218,8 @@ def load(
         num_train=num_train,
         value_range=value_range,
         _test_examples=test,
+        num_validation=num_validation,
+        num_test=num_test,
         is_counts=splits.is_counts and not binarize,
         conditions=splits.conditions,
     )

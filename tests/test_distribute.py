@@ -152,3 +152,30 @@ def test_torch_is_refused_in_one_line(tmp_path):
     assert result.exit_code == 2
     assert "no distribution API for the torch backend" in result.output
     assert not (tmp_path / "run").exists()
+
+
+@distributed_backends
+def test_the_train_command_runs_data_parallel_with_a_last_batch_that_does_not_split_evenly(tmp_path):
+    sys.path.insert(0, HERE)
+    from conftest import prototype_images
+
+    x = prototype_images(256)[0]
+    np.savez(tmp_path / "images.npz", x_train=x[:192], x_test=x[192:])  # 173 training, 19 validation examples
+    arguments = ["--dataset", str(tmp_path / "images.npz"), "--epochs", "2", "--batch-size", "32", "--latent-dim", "2",
+                 "--distribute", "data-parallel", "--devices", "2", "--aggressive", "--free-bits", "0.1", "--quiet"]
+    code = "import sys; from keras_vae.cli import main; sys.argv[0] = 'keras-vae'; main()"
+    output = tmp_path / "run"
+    result = _run_command([sys.executable, "-c", code, "train", *arguments, "--output", str(output)])
+    if BACKEND == "jax":  # every batch is sharded: the last one must split too, which the command checks first
+        assert result.returncode == 2 and "end in a batch of 13" in result.stderr, result.stderr[-2000:]
+        assert not output.exists()
+    else:  # tf.distribute gives the replicas slices of 10 and 9
+        assert result.returncode == 0, result.stderr[-2000:]
+        summary = json.loads((output / "summary.json").read_text())
+        assert summary["epochs"] == 2 and np.isfinite(summary["test"]["negative_elbo"])
+        assert len(os.listdir(output / "checkpoints")) == 2
+
+
+def _run_command(command):
+    env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)

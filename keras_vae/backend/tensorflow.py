@@ -78,6 +78,24 @@ class VAETrainer:
 
         return strategy.experimental_distribute_values_from_function(replica_slice)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras (3.15) averages the first batch over the replicas only to read its
+        # shapes, which fails when it does not split evenly (19 examples on two
+        # devices); the first replica's slice has the shapes too.
+        strategy = self._distribute_strategy
+        if strategy is None or iterator is None:
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        for _, _, batches in iterator:
+            data_batch = tf.nest.map_structure(
+                lambda value: strategy.experimental_local_results(value)[0]
+                if isinstance(value, tf.distribute.DistributedValues)
+                else value,
+                next(batches),
+            )
+            break
+        with strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
     def _train_part_on_batch(self, x, part):
         self.make_train_function()
         return self._part_steps[part](self._distribute_batch((x,)))
