@@ -50,7 +50,7 @@ def main():
     steps = int(np.ceil(len(arrays["x_train"]) / 64)) * args.epochs
     cvae.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, steps)), beta=args.beta)
     # The decoder starts at the average expression profile, so z only has to explain
-    # how samples differ from it: the KL rises from near 0 and settles.
+    # how samples differ from it: the KL rises slowly instead of spiking first.
     cvae.initialize_decoder_bias(train)
     latent = callbacks.LatentDynamics(test, os.path.join(args.output, "diagnostics"))
     start = time.perf_counter()

@@ -183,8 +183,9 @@ class VAE(VAETrainer, keras.Model):
         Call it once, before training. A decoder that starts far from the data
         (e.g. equal proportions for genes whose abundance spans four orders of
         magnitude) makes the encoder grab several nats per dimension in the first
-        iterations and give them back later; started at the average, the KL
-        rises from near 0 and settles.
+        iterations and give them back later (measured on synthetic counts: KL
+        8 → 231 nats in 5 iterations); started at the average, it stayed under
+        a few nats and then rose as the decoder learned.
 
         Args:
             x: training data (anything `fit` takes; a conditional model's dicts too).
