@@ -69,12 +69,12 @@ def plot_images(images, path, title=None, columns=8):
 
 def project_2d(z):
     """Latent codes as 2-D points: themselves if 2-D, else their first two principal components."""
+    from keras_vae.downstream import pca
+
     z = np.asarray(z, float)
-    if z.shape[1] <= 2:
-        return np.pad(z, ((0, 0), (0, 2 - z.shape[1])))
-    centered = z - z.mean(axis=0)
-    _, _, components = np.linalg.svd(centered, full_matrices=False)
-    return centered @ components[:2].T
+    if z.shape[1] <= 2 or len(z) < 2:
+        return np.pad(z[:, :2], ((0, 0), (0, 2 - min(2, z.shape[1]))))
+    return pca(z, dim=2)
 
 
 def plot_latent_space(z, path, labels=None, decoded_grid=None, title=None):

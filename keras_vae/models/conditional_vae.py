@@ -56,7 +56,7 @@ class ConditionalVAE(VAE):
                 "Without a conditioned network, use VAE."
             )
         super().__init__(encoder, decoder, likelihood=likelihood, latent_dim=latent_dim, seed=seed, **kwargs)
-        self.condition_dim = sum(categories or 1 for categories in self.conditions.values())
+        self.condition_dim = _condition_dim(self.conditions)
         if getattr(self.likelihood, "condition_dim", 0) is None:  # e.g. a dispersion per gene and condition
             self.likelihood.condition_dim = self.condition_dim
 
@@ -70,8 +70,7 @@ class ConditionalVAE(VAE):
             conditions, condition_on: as for `ConditionalVAE`.
             latent_dim, architecture, likelihood, seed, **kwargs: as for `VAE.from_input_shape`.
         """
-        conditions = _checked_conditions(conditions)
-        condition_dim = sum(categories or 1 for categories in conditions.values())
+        condition_dim = _condition_dim(_checked_conditions(conditions))
         likelihood = likelihoods.get(likelihood)
         encoder, decoder = _default_networks(
             input_shape,
@@ -162,6 +161,11 @@ class ConditionalVAE(VAE):
         config = super().get_config()
         config.update(conditions=dict(self.conditions), condition_on=list(self.condition_on))
         return config
+
+
+def _condition_dim(conditions):
+    """The length of the condition vector: a column per category, one per continuous condition."""
+    return sum(categories or 1 for categories in conditions.values())
 
 
 def _checked_conditions(conditions):

@@ -114,20 +114,22 @@ class VAE(VAETrainer, keras.Model):
     # ------------------------------------------------------------------ model
     def build(self, input_shape):
         # A symbolic call builds sub-models that have no build() of their own.
+        x, condition = self._split_inputs(_symbolic(input_shape, self.compute_dtype))
         if not self.encoder.built:
-            self.encoder(self._encoder_inputs(*self._split_inputs(_symbolic(input_shape, self.compute_dtype))))
+            self.encoder(self._encoder_inputs(x, condition))
         if not self.decoder.built:
             z = keras.KerasTensor((None, self.latent_dim), dtype=self.compute_dtype)
-            self.decoder(self._decoder_inputs(z, self._split_inputs(_symbolic(input_shape, self.compute_dtype))[1]))
+            self.decoder(self._decoder_inputs(z, condition))
         if not self.likelihood.built:
             self.likelihood.build(input_shape["x"] if isinstance(input_shape, dict) else input_shape)
         self.built = True
 
     def call(self, x, training=False):
         """Encodes, samples z and decodes; returns the pieces of the ELBO as a dict."""
-        z_mean, z_log_var = self.encode(x, training=training)
+        x, condition = self._split_inputs(x)
+        z_mean, z_log_var = self._posterior(x, condition, training)
         z = self.reparameterize(z_mean, z_log_var)
-        decoded = self.decoder(self._decoder_inputs(z, self._split_inputs(x)[1]), training=training)
+        decoded = self.decoder(self._decoder_inputs(z, condition), training=training)
         return {"z_mean": z_mean, "z_log_var": z_log_var, "z": z, "decoded": decoded}
 
     # What a subclass with more inputs than `x` (ConditionalVAE) overrides.
@@ -143,7 +145,10 @@ class VAE(VAETrainer, keras.Model):
 
     def encode(self, x, training=False):
         """The posterior q(z|x): `(z_mean, z_log_var)`."""
-        outputs = self.encoder(self._encoder_inputs(*self._split_inputs(x)), training=training)
+        return self._posterior(*self._split_inputs(x), training=training)
+
+    def _posterior(self, x, condition, training=False):
+        outputs = self.encoder(self._encoder_inputs(x, condition), training=training)
         if not isinstance(outputs, (list, tuple)) or len(outputs) != 2:
             raise ValueError(
                 "The encoder must return [z_mean, z_log_var], two tensors of shape "
