@@ -11,6 +11,7 @@ from keras_vae.version import __version__
 # Public name -> module that defines it.
 _LAZY_ATTRIBUTES = {
     "VAE": "keras_vae.models.vae",
+    "AutoregressiveVAE": "keras_vae.models.autoregressive_vae",
     "ConditionalVAE": "keras_vae.models.conditional_vae",
     "EncoderDecoderOptimizer": "keras_vae.optimizers",
     "export": "keras_vae.hub",
@@ -30,6 +31,7 @@ _LAZY_MODULES = (
     "plotting",
     "schedules",
     "synthetic",
+    "text",
 )
 
 

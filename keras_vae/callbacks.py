@@ -191,7 +191,7 @@ class LatentSpacePlot(_EpochFigures):
         labels: array of int labels for the colours, or None.
         output_dir: str.
         every: int, epochs between figures. Defaults to `1`.
-        grid_size: int, images per side of the decoded grid. Defaults to `15`.
+        grid_size: int, images per side of the decoded grid; 0 for none. Defaults to `15`.
         tensorboard_dir: str or None.
     """
 
@@ -204,7 +204,7 @@ class LatentSpacePlot(_EpochFigures):
     def draw(self, epoch):
         z_mean, _ = diagnostics.encode_data(self.model, self.x)
         grid = None
-        if z_mean.shape[1] == 2 and np.ndim(self.x) >= 3:
+        if z_mean.shape[1] == 2 and np.ndim(self.x) >= 3 and self.grid_size:
             # ±1.8 standard deviations of the prior: where the decoder has seen most codes.
             edge = np.linspace(-1.8, 1.8, self.grid_size)
             plane = np.stack(np.meshgrid(edge, edge[::-1]), axis=-1).reshape(-1, 2).astype("float32")

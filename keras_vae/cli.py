@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 BACKENDS = ("tensorflow", "jax", "torch")
 LEARNING_RATE_SCHEDULES = ("constant", "cosine", "triangular", "one-cycle")
 BETA_SCHEDULES = ("constant", "linear", "cosine", "cyclical")
-LIKELIHOODS = ("bernoulli", "gaussian", "poisson", "nb", "zinb")
+LIKELIHOODS = ("bernoulli", "gaussian", "poisson", "nb", "zinb", "categorical")
 COUNT_LIKELIHOODS = ("poisson", "nb", "zinb")
 
 
@@ -195,7 +195,7 @@ DATA_OPTIONS = _options(
         default="mnist",
         show_default=True,
         help="A TFDS image dataset (mnist, fashion_mnist, binarized_mnist, ...), a .npy/.npz/.csv/.h5ad file, "
-        "a folder of images, or synthetic-rnaseq.",
+        "a .txt/.txt.gz file of sentences (one per line; an LSTM VAE), a folder of images, or synthetic-rnaseq.",
     ),
     click.option(
         "--condition",
@@ -222,14 +222,21 @@ DATA_OPTIONS = _options(
     click.option("--seed", type=int, default=0, show_default=True),
 )
 MODEL_OPTIONS = _options(
-    click.option("--architecture", type=click.Choice(["mlp", "conv"]), default="mlp", show_default=True),
+    click.option(
+        "--architecture",
+        type=click.Choice(["mlp", "conv", "pixelcnn", "lstm"]),
+        default="mlp",
+        show_default=True,
+        help="Networks; pixelcnn and lstm decoders are autoregressive (lstm is the default for text).",
+    ),
     click.option("--latent-dim", type=click.IntRange(min=1), default=32, show_default=True),
     click.option(
         "--likelihood",
         type=click.Choice(LIKELIHOODS),
         default="bernoulli",
         show_default=True,
-        help="p(x|z): Bernoulli or Gaussian; Poisson, negative binomial or zero-inflated NB for counts.",
+        help="p(x|z): Bernoulli or Gaussian; Poisson, negative binomial or zero-inflated NB for counts; "
+        "categorical over the words (the default for text).",
     ),
 )
 OPTIMIZER_OPTIONS = _options(
@@ -349,6 +356,8 @@ def _train(options, config, run_dir, engine, verbosity):
 
     config["backend"] = keras.backend.backend()
     datasets = _load_data(data, config)
+    if not options["resume"]:
+        _resolve_text_defaults(config, datasets)
     _check_data(config, datasets)
     replicas = 1 if engine is None else distribute.num_replicas(engine)
     if replicas > 1 and config["backend"] == "jax":
@@ -363,7 +372,7 @@ def _train(options, config, run_dir, engine, verbosity):
     else:
         try:
             scaled = dict(config, learning_rate=config["learning_rate"] * replicas) if config.get("scale_learning_rate") else config
-            vae = runs.build_vae(scaled, datasets.input_shape, datasets.num_train, datasets.conditions)
+            vae = runs.build_vae(scaled, datasets.input_shape, datasets.num_train, datasets.conditions, datasets.vocabulary)
             vae.initialize_decoder_bias(datasets.train)
         except ValueError as error:
             raise BadInput(" ".join(str(error).split()) or type(error).__name__) from None
@@ -473,7 +482,23 @@ def _load_data(data, config, split=None):
     )
 
 
+def _resolve_text_defaults(config, datasets):
+    """Text takes the LSTM networks and the categorical likelihood unless other options were given (then refused)."""
+    ctx = click.get_current_context()
+    is_text = datasets.vocabulary is not None
+    for name, for_text in (("architecture", "lstm"), ("likelihood", "categorical")):
+        if is_text and ctx.get_parameter_source(name) in (ParameterSource.DEFAULT, None):
+            config[name] = for_text
+        elif is_text != (config[name] == for_text):
+            flag = "--" + name
+            fix = f"drop {flag} (or pass {flag} {for_text})" if is_text else f"drop {flag} {for_text}, or train on a .txt file of sentences"
+            what = "sentences" if is_text else "not sentences"
+            raise BadInput(f"{config['dataset']} holds {what}, but {flag} is {config[name]}: {fix}.")
+
+
 def _check_data(config, datasets):
+    if datasets.vocabulary is not None:
+        return
     low, high = datasets.value_range
     if config["likelihood"] == "bernoulli" and (low < 0 or high > 1):
         other = "nb (counts)" if datasets.is_counts else "gaussian"
@@ -570,6 +595,10 @@ def evaluate(run_dir, split, num_samples, max_examples, seed, output, backend, q
         "latent_dim": int(vae.latent_dim),
         "seconds": seconds,
     }
+    if datasets.vocabulary is not None:
+        from keras_vae import text
+
+        result["perplexity"] = text.perplexity(nll, x)
     path = output or os.path.join(run_dir, runs.EVALUATION)
     write_json(path, result)
     rows = [
@@ -580,6 +609,8 @@ def evaluate(run_dir, split, num_samples, max_examples, seed, output, backend, q
         ("I(x; z)", f"{result['mutual_info']:.2f} nats"),
         ("active units", f"{result['active_units']} / {result['latent_dim']}"),
     ]
+    if "perplexity" in result:
+        rows.insert(4, ("perplexity", f"{result['perplexity']:.1f}"))
     click.echo(f"{run_dir} ({which}) on {config['dataset']} {result['split']}, {result['examples']} examples:")
     for name, value in rows:
         click.echo(f"  {name:<22}{value:>14}")
@@ -590,7 +621,9 @@ def evaluate(run_dir, split, num_samples, max_examples, seed, output, backend, q
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--num-samples", "-n", type=click.IntRange(min=1), default=64, show_default=True, help="Samples from the prior.")
-@click.option("--format", "file_format", type=click.Choice(["png", "npy"]), default="png", show_default=True)
+@click.option(
+    "--format", "file_format", type=click.Choice(["png", "npy", "txt"]), default=None, help="[default: png for images, txt for text]"
+)
 @click.option("--interpolate", nargs=2, type=click.IntRange(min=0), default=(0, 1), show_default=True, help="Indices of two test examples.")
 @click.option("--steps", type=click.IntRange(min=2), default=10, show_default=True, help="Points on the interpolation line.")
 @click.option("--output-dir", type=click.Path(file_okay=False), default=None, help="[default: RUN_DIR/samples]")
@@ -610,8 +643,12 @@ def sample(run_dir, num_samples, file_format, interpolate, steps, output_dir, se
 
     vae, which = runs.load_model(run_dir)
     datasets = _load_data(data, config)
+    is_text = datasets.vocabulary is not None
+    file_format = file_format or ("txt" if is_text else "png")
     if file_format == "png" and not runs.is_image(datasets.input_shape):
-        raise BadInput(f"examples of shape {datasets.input_shape} are not images: pass --format npy.")
+        raise BadInput(f"examples of shape {datasets.input_shape} are not images: pass --format {'txt' if is_text else 'npy'}.")
+    if file_format == "txt" and not is_text:
+        raise BadInput(f"{config['dataset']} is not text: pass --format png or npy.")
     inputs, _ = datasets.probe(max(16, max(interpolate) + 1))
     first, second = interpolate
     # A conditional VAE's inputs are a dict of x and the conditions: its samples take the
@@ -640,7 +677,13 @@ def sample(run_dir, num_samples, file_format, interpolate, steps, output_dir, se
     output_dir = output_dir or os.path.join(run_dir, "samples")
     for name, (images, title) in outputs.items():
         path = os.path.join(output_dir, f"{name}.{file_format}")
-        if file_format == "npy":
+        if file_format == "txt":
+            lines = datasets.vocabulary.decode(images)
+            if name == "reconstructions":  # inputs above reconstructions, as pairs
+                lines = [f"{a}\n  → {b}" for a, b in zip(datasets.vocabulary.decode(x[:16]), lines[8:16] + lines[24:32])]
+            with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as file:
+                file.write(f"# {title}\n" + "\n".join(lines) + "\n")
+        elif file_format == "npy":
             with atomic_path(path) as temporary:
                 np.save(temporary, images)
         else:
@@ -699,8 +742,13 @@ def export(run_dir, out_dir, overwrite, backend, quiet, verbose):
             raise BadInput(f"--overwrite replaces exports only, and {out_dir} is not one (no saved_model.pb): choose another OUT_DIR.")
     _select_backend(backend or config.get("backend"))
 
-    from keras_vae import hub, runs
+    from keras_vae import architectures, hub, runs
 
+    if config.get("architecture") in architectures.AUTOREGRESSIVE:
+        raise BadInput(
+            f"{run_dir} has an autoregressive {config['architecture']} decoder, which decodes one position per call and has "
+            f"no export yet: load {os.path.join(run_dir, runs.MODEL)} with keras.saving.load_model instead."
+        )
     vae, which = runs.load_model(run_dir)
     start = time.perf_counter()
     differences = hub.export(vae, out_dir, verbose=verbose)

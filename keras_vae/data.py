@@ -35,7 +35,7 @@ _TFDS_DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 _NETWORK_TIMEOUT_S = 3.0
 _SOURCES_HINT = (
     "a TFDS image dataset name (tfds.list_builders() lists them), a .npy/.npz/.csv/.h5ad file, "
-    f"a folder of images or {SYNTHETIC_RNASEQ}"
+    f"a .txt/.txt.gz file of sentences, a folder of images or {SYNTHETIC_RNASEQ}"
 )
 
 
@@ -65,6 +65,8 @@ class Datasets:
             was not rescaled): data for the count likelihoods.
         conditions: `{name: number of categories, or None if continuous}`
             of the conditions asked for, in order; `{}` without.
+        vocabulary: `keras_vae.text.Vocabulary` of a text source (its
+            examples are token ids), else `None`.
     """
 
     train: "tf.data.Dataset"  # noqa: F821 (TensorFlow is imported lazily)
@@ -80,6 +82,7 @@ class Datasets:
     conditions: dict = dataclasses.field(default_factory=dict)
     num_validation: int = 0
     num_test: int = 0
+    vocabulary: object = None
 
     def probe(self, n=2000):
         """The first `n` test examples (fewer if the test set is smaller), with labels.
@@ -114,6 +117,7 @@ class _Splits:
     value_range: tuple
     is_counts: bool = False
     conditions: dict = dataclasses.field(default_factory=dict)
+    vocabulary: object = None
 
 
 def load(
@@ -150,6 +154,13 @@ def load(
       part and the test set is the validation set.
     - `"synthetic-rnaseq"`: `keras_vae.synthetic.bulk_rnaseq()` (seed 0)
       with its train/test split; conditions `batch` and `cell_type`.
+    - A text file of sentences, one per line (`.txt`, or gzipped `.txt.gz`),
+      for the LSTM VAE: the vocabulary is every word of it (see
+      `keras_vae.text`) and each example the int32 token ids of a sentence,
+      padded to the longest sentence of all splits. A file whose name holds
+      `train` (Penn Treebank's `ptb.train.txt`) takes its test and validation
+      sentences from the files named with `test` and `valid` instead, where
+      they exist; otherwise they are split off as for arrays.
 
     Args:
         source: str or path-like, see above.
@@ -222,6 +233,7 @@ def load(
         num_test=num_test,
         is_counts=splits.is_counts and not binarize,
         conditions=splits.conditions,
+        vocabulary=splits.vocabulary,
     )
 
 
@@ -284,7 +296,13 @@ def labelled_arrays(name, split, data_dir=None):
 
 
 def _load_splits(source, validation_fraction, test_split, seed, data_dir, conditions):
+    from keras_vae import text
+
     extension = os.path.splitext(source)[1].lower()
+    if os.path.isfile(source) and text.is_text_file(source) and conditions:
+        raise DataError(f"{source} holds sentences, which take no conditions: drop the conditions.")
+    if os.path.isfile(source) and text.is_text_file(source):
+        return _text_splits(source, validation_fraction, seed)
     if os.path.isfile(source):
         if extension in ARRAY_EXTENSIONS:
             return _array_splits(_read_arrays(source), source, validation_fraction, seed, conditions)
@@ -292,9 +310,10 @@ def _load_splits(source, validation_fraction, test_split, seed, data_dir, condit
             return _array_splits(_read_table(source, conditions), source, validation_fraction, seed, conditions)
         raise DataError(
             f"{source}: unsupported file type {extension or '(no extension)'}; "
-            "pass a .npy/.npz/.csv/.h5ad file, a folder of PNG/JPEG/BMP/GIF images or a TFDS dataset name."
+            "pass a .npy/.npz/.csv/.h5ad file, a .txt/.txt.gz file of sentences, a folder of PNG/JPEG/BMP/GIF images "
+            "or a TFDS dataset name."
         )
-    if extension in ARRAY_EXTENSIONS + TABLE_EXTENSIONS:
+    if extension in ARRAY_EXTENSIONS + TABLE_EXTENSIONS or text.is_text_file(source):
         raise DataError(f"No such file: {source}; check the path (relative paths start at {os.getcwd()}).")
     if source == SYNTHETIC_RNASEQ and not os.path.exists(source):
         from keras_vae import synthetic
@@ -489,6 +508,44 @@ def _array_splits(arrays, path, validation_fraction, seed, conditions):
         is_counts=all(array.dtype != np.uint8 and _is_counts(array) for array in raw),
         conditions={name: _categories(condition_train[name], None if x_test is None else condition_test[name])
                     for name in conditions},
+    )
+
+
+def _text_splits(path, validation_fraction, seed):
+    """Splits of a text file of sentences: token ids, with test and validation from sibling files where they exist."""
+    from keras_vae import text
+
+    def sibling(part):
+        directory, name = os.path.split(path)
+        other = os.path.join(directory, name.replace("train", part))
+        return other if "train" in name and os.path.isfile(other) else None
+
+    train = text.read_sentences(path)
+    test_path, validation_path = sibling("test"), sibling("valid")
+    test = None if test_path is None else text.read_sentences(test_path)
+    validation = None
+    if validation_path is not None:
+        validation = text.read_sentences(validation_path)
+    elif train:
+        num_validation = _checked_num_validation(len(train), validation_fraction, path, has_test=test is not None)
+        order = np.random.default_rng(seed).permutation(len(train))
+        validation = [train[i] for i in order[:num_validation]]
+        train = [train[i] for i in np.sort(order[num_validation:])]
+    if not train:
+        raise DataError(f"{path} has no sentences: write one sentence per line, words separated by spaces.")
+    vocabulary = text.Vocabulary.from_sentences(train)
+    length = max(len(sentence) for sentence in train + (validation or []) + (test or [])) + 1
+    encoded = {name: None if sentences is None else vocabulary.encode(sentences, length)
+               for name, sentences in (("train", train), ("validation", validation), ("test", test))}
+    validation = None if not validation else _array_examples(encoded["validation"], None)
+    return _Splits(
+        train=_array_examples(encoded["train"], None).shuffle(len(train), seed=seed, reshuffle_each_iteration=True),
+        validation=validation,
+        test=validation if test is None else _array_examples(encoded["test"], None),
+        input_shape=(length,),
+        name=os.path.basename(path).split(".txt")[0],
+        value_range=(0, len(vocabulary) - 1),
+        vocabulary=vocabulary,
     )
 
 

@@ -46,6 +46,7 @@ import keras
 import numpy as np
 
 from keras_vae.files import atomic_directory
+from keras_vae.models.autoregressive_vae import AutoregressiveVAE
 from keras_vae.version import __version__
 
 METADATA = os.path.join("assets", "keras_vae.json")
@@ -87,6 +88,11 @@ def export(model, path, verbose=False):
         export and the model.
     """
     path = os.fspath(path)
+    if isinstance(model, AutoregressiveVAE):
+        raise ExportError(
+            "An autoregressive decoder decodes one position per call, which the export's decode endpoint cannot express: "
+            "save the model as .keras instead (model.save)."
+        )
     if os.path.exists(path) and not is_export(path):
         raise ExportError(f"{path} exists and is not a SavedModel export: choose another directory or remove it.")
     shapes = endpoint_input_shapes(model)  # fails early on a model it cannot export
@@ -154,7 +160,7 @@ def endpoint_functions(model):
 
     def decode(*tensors):
         condition = split(tensors)[1]
-        return parameters(model.decoder(model._decoder_inputs(tensors[0], condition)), condition)
+        return parameters(model.decoder(model._decoder_inputs(tensors[0], condition, None)), condition)
 
     def reconstruct(*tensors):
         return decode(model.embed(split(tensors)[0]), *tensors[1:])

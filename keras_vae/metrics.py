@@ -182,12 +182,13 @@ def _log_sum_of_weights(vae, inputs, z_mean, z_log_var, epsilon, padding):
 
     if condition is not None:
         condition = once_per_sample(condition, condition.shape[1:])
-    decoded = vae.decoder(vae._decoder_inputs(ops.reshape(z, (count * examples, latent_dim)), condition))
+    repeated_x = once_per_sample(x, x.shape[1:])
+    decoded = vae.decoder(vae._decoder_inputs(ops.reshape(z, (count * examples, latent_dim)), condition, repeated_x))
     # Each example once per sample; with features on one axis where that gives
     # the same sum: XLA on CPU runs a trailing axis of length 1 (MNIST's
     # channel) at half speed, which made whole chunks 1.5 times slower on JAX.
     flat = _sums_scalar_terms(vae.likelihood)
-    x = once_per_sample(x, (-1,) if flat else x.shape[1:])
+    x = ops.reshape(repeated_x, (count * examples, -1)) if flat else repeated_x
     decoded = ops.reshape(decoded, (count * examples, *((-1,) if flat else decoded.shape[1:])))
     if condition is None:
         log_likelihood = vae.likelihood.log_prob(x, decoded)
@@ -244,3 +245,73 @@ def _regroup(batches, size):
             pending, count = [keras.tree.map_structure(lambda array: array[size:], merged)], count - size
     if count:
         yield keras.tree.map_structure(lambda *arrays: np.concatenate(arrays), *pending)
+
+
+def model_posterior_mean(vae, x, grid=None):
+    """E_{p(z|x)}[z], the mean of the model's own posterior, for a VAE with one latent dimension.
+
+    `p(z|x) ∝ p(x|z) N(z; 0, 1)` is evaluated on an evenly spaced `grid` of z
+    and normalised with a log-sum-exp, so the mean is exact up to the grid's
+    spacing and range (mass outside the grid is left out). He et al. (2019)
+    plot it against the encoder's mean E_{q(z|x)}[z] to show the inference
+    network lagging behind the model. The grid is decoded `DECODED_PER_CHUNK`
+    decoded examples at a time by one function compiled per call, as in
+    `importance_weighted_nll`, so memory stays small.
+
+    Args:
+        vae: a `keras_vae.VAE` (an `AutoregressiveVAE` too) with `latent_dim == 1`.
+        x: the inputs: an array `(examples, ...)`, or anything
+            `keras_vae.data.numpy_batches` reads (labels are ignored).
+        grid: 1-D evenly spaced values of z. Defaults to
+            `np.linspace(-4, 4, 161)` (steps of 0.05 over ±4 prior standard deviations).
+
+    Returns:
+        A NumPy float32 array `(examples,)`, each inside the grid's range.
+    """
+    if vae.latent_dim != 1:
+        raise ValueError(f"model_posterior_mean sums over a grid of one latent dimension; this VAE has latent_dim={vae.latent_dim}.")
+    grid = np.linspace(-4.0, 4.0, 161) if grid is None else np.asarray(grid, "float64")
+    steps = np.diff(grid)
+    if grid.ndim != 1 or len(grid) < 2 or not (steps > 0).all() or not np.allclose(steps, steps[0]):
+        raise ValueError("`grid` must be at least two increasing, evenly spaced values of z.")
+    results = []
+    for batch in _regroup(numpy_batches(x, EXAMPLES_PER_BATCH), EXAMPLES_PER_BATCH):
+        if not results:  # compiled once the model has all its variables
+            if not vae.built:
+                vae.build(keras.tree.map_structure(lambda array: (None, *array.shape[1:]), batch))
+            log_joint = compile_inference(vae, lambda inputs, z: _log_joint_on_grid(vae, inputs, z))
+        per_chunk = min(len(grid), max(1, DECODED_PER_CHUNK // _num_examples(batch)))
+        # Equal chunks, the last one padded with repeats of the last value: one compiled shape.
+        chunks = math.ceil(len(grid) / per_chunk)
+        padded = np.concatenate([grid, np.full(chunks * per_chunk - len(grid), grid[-1])]).astype("float32")
+        log_joints = np.concatenate(
+            [np.asarray(ops.convert_to_numpy(log_joint(batch, z)), "float64") for z in padded.reshape(chunks, per_chunk)]
+        )[: len(grid)]
+        weights = np.exp(log_joints - log_joints.max(axis=0))
+        results.append(grid @ weights / weights.sum(axis=0))
+    if not results:
+        raise ValueError("`x` holds no examples.")
+    return np.concatenate(results).astype("float32")
+
+
+def _log_joint_on_grid(vae, inputs, z):
+    """log p(x|z_k) + log N(z_k; 0, 1), up to a constant, for every grid value z_k and example: `(grid values, examples)`."""
+    x, condition = vae._split_inputs(_cast_data(vae, inputs))
+    z = ops.cast(z, vae.compute_dtype)
+    count, examples = z.shape[0], x.shape[0]
+
+    def once_per_value(tensor):
+        """`tensor` (examples, ...) repeated for each grid value, as (count * examples, ...)."""
+        repeated = ops.broadcast_to(ops.expand_dims(tensor, 0), (count, *tensor.shape))
+        return ops.reshape(repeated, (count * examples, *tensor.shape[1:]))
+
+    if condition is not None:
+        condition = once_per_value(condition)
+    repeated_x = once_per_value(x)
+    codes = ops.reshape(ops.broadcast_to(ops.reshape(z, (count, 1)), (count, examples)), (count * examples, 1))
+    decoded = vae.decoder(vae._decoder_inputs(codes, condition, repeated_x))
+    if condition is None:
+        log_likelihood = vae.likelihood.log_prob(repeated_x, decoded)
+    else:
+        log_likelihood = vae.likelihood.log_prob(repeated_x, decoded, condition=condition)
+    return ops.reshape(log_likelihood, (count, examples)) - 0.5 * ops.expand_dims(ops.square(z), 1)

@@ -150,3 +150,58 @@ def plot_lr_range_test(result, path, title=None):
     axis.set(xscale="log", xlabel="learning rate", ylabel="loss", title=title or "learning-rate range test")
     axis.legend()
     return save_figure(figure, path)
+
+
+def plot_collapse_curves(curves, path, title=None):
+    """KL, I(x; z) and active units over training, one line per run: `curves` is `{name: records}`.
+
+    Each record is a dict with `step`, `kl`, `mutual_info` and `active_units`
+    (as `benchmarks/collapse_study.py` writes them).
+    """
+    figure, axes = _figure(1, 3, figsize=(16, 4.2))
+    for name, records in curves.items():
+        steps = [r["step"] for r in records]
+        for axis, key in zip(axes, ("kl", "mutual_info", "active_units")):
+            axis.plot(steps, [r[key] for r in records], label=name, linewidth=1.5)
+    for axis, label in zip(axes, ("KL (nats)", "I(x; z) (nats)", "active units")):
+        axis.set_xlabel("iteration")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+    axes[0].legend(fontsize="small")
+    if title:
+        figure.suptitle(title)
+    return save_figure(figure, path)
+
+
+def plot_posterior_mean_space(runs, path, title=None):
+    """He et al. (2019)'s posterior mean space: the model's E_p(z|x)[z] against the encoder's E_q(z|x)[z].
+
+    `runs` is `{name: records}`, one row per run, one column per record; a
+    record is a dict with `iteration`, `model_mean` and `encoder_mean` (arrays
+    over the same examples, one latent dimension). Every panel has the same
+    limits, the diagonal μ_φ = μ_θ (the encoder agrees with the model) and the
+    origin (the code unused) marked.
+    """
+    records = [record for run in runs.values() for record in run]
+    limit = 1.05 * max(0.1, *(np.abs(np.concatenate([r["model_mean"], r["encoder_mean"]])).max() for r in records))
+    columns = max(len(run) for run in runs.values())
+    figure, axes = _figure(len(runs), columns, figsize=(2.7 * columns, 2.8 * len(runs)), squeeze=False)
+    for row, (name, run) in enumerate(runs.items()):
+        for column, axis in enumerate(axes[row]):
+            if column >= len(run):
+                axis.axis("off")
+                continue
+            axis.plot([-limit, limit], [-limit, limit], color="gray", linewidth=0.8, linestyle="--")
+            axis.axhline(0.0, color="lightgray", linewidth=0.6)
+            axis.axvline(0.0, color="lightgray", linewidth=0.6)
+            axis.scatter(run[column]["model_mean"], run[column]["encoder_mean"], s=5, alpha=0.5, linewidths=0)
+            axis.plot(0.0, 0.0, marker="+", color="tab:red", markersize=12, markeredgewidth=1.5)
+            axis.set(xlim=(-limit, limit), ylim=(-limit, limit), aspect="equal")
+            axis.set_title(f"{name}, iteration {run[column]['iteration']}", fontsize="medium")
+            if row == len(runs) - 1:
+                axis.set_xlabel("μ_θ = E_p(z|x)[z] (model)")
+            if column == 0:
+                axis.set_ylabel("μ_φ = E_q(z|x)[z] (encoder)")
+    if title:
+        figure.suptitle(title)
+    return save_figure(figure, path)

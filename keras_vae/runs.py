@@ -5,6 +5,7 @@ A run directory holds:
 
     config.json          the resolved options, as a `[train]` section (usable as --config)
     model.keras          the final model (written once the last epoch is done)
+    vocabulary.json      the words of a text run's token ids
     history.csv          per-epoch logs, rewritten atomically each epoch
     checkpoints/         epoch-NNNN/{model.keras,state.json}, the newest two
     diagnostics/         latent dynamics (CSV, JSON, PNG), latent-space plots, image grids
@@ -25,7 +26,7 @@ import zipfile
 
 import keras
 
-from keras_vae import callbacks, diagnostics, plotting, schedules, training
+from keras_vae import architectures, callbacks, diagnostics, plotting, schedules, training
 from keras_vae.files import atomic_path, write_json
 from keras_vae.version import __version__
 
@@ -39,6 +40,7 @@ DIAGNOSIS = "diagnosis.txt"
 SUMMARY = "summary.json"
 EVALUATION = "evaluation.json"
 LATENT_RECORDS = "latent_dynamics.json"
+VOCABULARY = "vocabulary.json"
 
 OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW"}
 PROBE_SIZE = 2000
@@ -90,21 +92,30 @@ def optimizer(config, total_steps, steps_in_epoch):
     return getattr(keras.optimizers, OPTIMIZERS[config["optimizer"]])(learning_rate=learning_rate, **options)
 
 
-def new_vae(config, input_shape, conditions=None):
-    """The uncompiled `VAE` (a `ConditionalVAE` given `conditions`) the model options describe."""
-    from keras_vae.models import ConditionalVAE, VAE
+def new_vae(config, input_shape, conditions=None, vocabulary=None):
+    """The uncompiled `VAE` the model options describe: a `ConditionalVAE` given `conditions`,
+    an `AutoregressiveVAE` for the pixelcnn and lstm architectures (the latter over `vocabulary`)."""
+    from keras_vae import architectures, likelihoods
+    from keras_vae.models import AutoregressiveVAE, ConditionalVAE, VAE
 
-    options = dict(latent_dim=config["latent_dim"], architecture=config["architecture"], likelihood=config["likelihood"], seed=config["seed"])
+    likelihood = config["likelihood"]
+    if likelihood == "categorical":
+        likelihood = likelihoods.Categorical(len(vocabulary))
+    options = dict(latent_dim=config["latent_dim"], architecture=config["architecture"], likelihood=likelihood, seed=config["seed"])
     if conditions:
+        if config["architecture"] in architectures.AUTOREGRESSIVE:
+            raise ValueError(f"The {config['architecture']} decoder takes no condition: drop the conditions, or use --architecture mlp.")
         return ConditionalVAE.from_input_shape(input_shape, conditions, **options)
+    if config["architecture"] in architectures.AUTOREGRESSIVE:
+        return AutoregressiveVAE.from_input_shape(input_shape, **options)
     return VAE.from_input_shape(input_shape, **options)
 
 
-def build_vae(config, input_shape, num_train, conditions=None):
+def build_vae(config, input_shape, num_train, conditions=None, vocabulary=None):
     """A compiled `new_vae` as the resolved options describe it."""
     in_epoch = steps_per_epoch(config, num_train)
     total = in_epoch * config["epochs"]
-    vae = new_vae(config, input_shape, conditions)
+    vae = new_vae(config, input_shape, conditions, vocabulary)
     vae.compile(
         optimizer=optimizer(config, total, in_epoch),
         beta=beta_schedule(config, total),
@@ -176,11 +187,14 @@ def train(vae, config, run_dir, datasets, initial_epoch=0, history=None, latent_
     latent = callbacks.LatentDynamics(probe_x, diagnostics_dir, batch_size=config["batch_size"])
     latent.records = list(latent_records or [])
     watchers = [callbacks.StopOnNonFiniteLoss(), latent, callbacks.CollapseMonitor(probe_x, batch_size=config["batch_size"])]
+    autoregressive = config["architecture"] in architectures.AUTOREGRESSIVE
     if is_image(datasets.input_shape):
-        watchers += [
-            callbacks.LatentSpacePlot(probe_x, probe_labels, diagnostics_dir),
-            callbacks.ImageGrids(probe_x, diagnostics_dir),
-        ]
+        # An autoregressive decoder takes one pass per pixel to decode: no decoded grids every epoch.
+        watchers.append(callbacks.LatentSpacePlot(probe_x, probe_labels, diagnostics_dir, grid_size=0 if autoregressive else 15))
+        if not autoregressive:
+            watchers.append(callbacks.ImageGrids(probe_x, diagnostics_dir))
+    if datasets.vocabulary is not None:
+        datasets.vocabulary.save(os.path.join(run_dir, VOCABULARY))
     if verbose >= 2:
         watchers.append(callbacks.EpochLogger(print_fn=log))
     watchers.append(

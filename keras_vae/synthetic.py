@@ -1,11 +1,13 @@
-"""Seeded synthetic bulk RNA-seq counts with known cell types, batches and generating parameters.
+"""Seeded synthetic data whose truth is known: bulk RNA-seq counts, and token sequences drawn from a 1-D latent code.
 
-For testing count likelihoods and batch-conditioned VAEs on data whose truth is known; NumPy only.
+For testing count likelihoods, batch-conditioned VAEs and posterior collapse in text VAEs; NumPy only.
 """
 
 import dataclasses
 
 import numpy as np
+
+from keras_vae import text
 
 # Log-scale spread of the genes' baseline abundance: a standard deviation of 1.5
 # nats puts the most and least expressed of 1000 genes about four orders of
@@ -290,3 +292,83 @@ def _softmax(logits):
     """Proportions over the last axis, computed stably."""
     shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+# --- Sequences from a one-dimensional latent code ---------------------------------
+
+# Scales of `latent_sequences`' generator, a tanh RNN with fixed random weights.
+# The recurrent matrix is N(0, 1/units) (gain 1: the state remembers a few
+# steps); token embeddings are N(0, 1); z enters the initial state and every
+# step through N(0, SEQUENCE_LATENT_SCALE²) weights; the logits are the state
+# times N(0, SEQUENCE_LOGIT_SCALE²/units) weights. At the defaults the next
+# token's entropy is about 2.0 nats (uniform over the 16 words: 2.8), the
+# sequences of z < -1 and of z > 1 use words in clearly different proportions
+# (total variation between the two histograms about 0.6), and the generator's
+# own posterior p(z|x) has a standard deviation of about 0.4 (the prior's is 1).
+SEQUENCE_LATENT_SCALE = 0.5
+SEQUENCE_LOGIT_SCALE = 2.0
+
+
+def latent_sequences(num_examples=5000, length=10, vocabulary_size=20, units=32, seed=0):
+    """Token sequences generated from a scalar z ~ N(0, 1), as in He et al. (2019)'s synthetic experiment.
+
+    Each sequence has its own z; a recurrent generator with fixed random
+    weights (a tanh RNN of `units` units, NumPy only) reads z at every step
+    and the token before (`<bos>` first), and each token is drawn from the
+    softmax of its logits. The words are the ids from
+    `len(keras_vae.text.SPECIAL_TOKENS)` (4) to `vocabulary_size - 1`: no
+    `<pad>`, `<unk>`, `<bos>` or `<eos>`, and every sequence has `length`
+    tokens. A VAE with a one-dimensional latent code can recover z, and its
+    true posterior is known to be informative: data for studying posterior
+    collapse and the lag of the inference network.
+
+    Args:
+        num_examples: int ≥ 1. Defaults to `5000`.
+        length: int ≥ 1, tokens per sequence. Defaults to `10`.
+        vocabulary_size: int, the number of token ids, special ones included:
+            at least 6 (two words). Defaults to `20` (16 words).
+        units: int ≥ 1, the generator's state size. Defaults to `32`.
+        seed: int, for `np.random.default_rng`: the generator's weights, z and
+            the tokens. The same seed gives the same data. Defaults to `0`.
+
+    Returns:
+        A dict: `"x"`, int32 token ids `(num_examples, length)`, and `"z"`,
+        the float32 codes `(num_examples,)` they were drawn from.
+
+    Example:
+    ```python
+    data = keras_vae.synthetic.latent_sequences(seed=0)
+    vae = keras_vae.AutoregressiveVAE.from_input_shape(
+        (10,), latent_dim=1, architecture="lstm", likelihood=keras_vae.likelihoods.Categorical(20)
+    )
+    ```
+    """
+    first_word = len(text.SPECIAL_TOKENS)
+    for name, value, minimum in (("num_examples", num_examples, 1), ("length", length, 1), ("units", units, 1)):
+        if not _is_whole_number(value) or value < minimum:
+            raise ValueError(f"`{name}` must be an integer ≥ {minimum}; got {value!r}.")
+    if not _is_whole_number(vocabulary_size) or vocabulary_size < first_word + 2:
+        raise ValueError(
+            f"`vocabulary_size` must be an integer ≥ {first_word + 2}: ids 0-{first_word - 1} are "
+            f"{', '.join(text.SPECIAL_TOKENS)}, and at least two words follow; got {vocabulary_size!r}."
+        )
+    num_examples, length, vocabulary_size, units = int(num_examples), int(length), int(vocabulary_size), int(units)
+
+    rng = np.random.default_rng(seed)
+    recurrent = rng.normal(0.0, 1.0 / np.sqrt(units), (units, units))
+    embedding = rng.normal(0.0, 1.0, (vocabulary_size, units))
+    latent_input, latent_state = rng.normal(0.0, SEQUENCE_LATENT_SCALE, (2, units))
+    output = rng.normal(0.0, SEQUENCE_LOGIT_SCALE / np.sqrt(units), (units, vocabulary_size - first_word))
+    z = rng.standard_normal(num_examples)
+
+    state = np.tanh(z[:, None] * latent_state)
+    token = np.full(num_examples, text.BOS)
+    x = np.empty((num_examples, length), np.int32)
+    for position in range(length):
+        state = np.tanh(state @ recurrent + embedding[token] + z[:, None] * latent_input)
+        probabilities = _softmax(state @ output)
+        # Inverse-CDF draws; the min guards against a cumulative sum that ends just below 1.
+        drawn = (probabilities.cumsum(axis=-1) < rng.random((num_examples, 1))).sum(axis=-1)
+        token = first_word + np.minimum(drawn, vocabulary_size - first_word - 1)
+        x[:, position] = token
+    return {"x": x, "z": z.astype(np.float32)}

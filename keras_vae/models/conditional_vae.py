@@ -116,14 +116,14 @@ class ConditionalVAE(VAE):
     def _encoder_inputs(self, x, condition):
         return [x, condition] if "encoder" in self.condition_on else x
 
-    def _decoder_inputs(self, z, condition):
+    def _decoder_inputs(self, z, condition, x=None):
         # Tensors both: a Keras network refuses a list that mixes them with arrays.
         return [ops.convert_to_tensor(z), condition] if "decoder" in self.condition_on else z
 
     # ---------------------------------------------------------------- usage
     def decode(self, z, condition=None):
         """The mean of p(x|z, condition); `condition` is `{name: values}` (scalars apply to every z)."""
-        decoded = self.decoder(self._decoder_inputs(z, self._broadcast_condition(condition, ops.shape(z)[0])))
+        decoded = self.decoder(self._decoder_inputs(z, self._broadcast_condition(condition, ops.shape(z)[0]), None))
         return self.likelihood.mean(decoded)
 
     def reconstruct(self, inputs, condition=None):

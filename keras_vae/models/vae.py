@@ -107,6 +107,8 @@ class VAE(VAETrainer, keras.Model):
             architecture: `"mlp"` or `"conv"`. Defaults to `"mlp"`.
             likelihood, seed, **kwargs: as for `VAE`.
         """
+        if architecture in architectures.AUTOREGRESSIVE:
+            raise ValueError(f"The {architecture} decoder is autoregressive: use keras_vae.AutoregressiveVAE.from_input_shape.")
         likelihood = likelihoods.get(likelihood)
         encoder, decoder = _default_networks(input_shape, latent_dim, architecture, likelihood)
         return cls(encoder, decoder, likelihood=likelihood, latent_dim=latent_dim, seed=seed, **kwargs)
@@ -119,7 +121,7 @@ class VAE(VAETrainer, keras.Model):
             self.encoder(self._encoder_inputs(x, condition))
         if not self.decoder.built:
             z = keras.KerasTensor((None, self.latent_dim), dtype=self.compute_dtype)
-            self.decoder(self._decoder_inputs(z, condition))
+            self.decoder(self._decoder_inputs(z, condition, x))
         if not self.likelihood.built:
             self.likelihood.build(input_shape["x"] if isinstance(input_shape, dict) else input_shape)
         self.built = True
@@ -129,10 +131,11 @@ class VAE(VAETrainer, keras.Model):
         x, condition = self._split_inputs(x)
         z_mean, z_log_var = self._posterior(x, condition, training)
         z = self.reparameterize(z_mean, z_log_var)
-        decoded = self.decoder(self._decoder_inputs(z, condition), training=training)
+        decoded = self.decoder(self._decoder_inputs(z, condition, x), training=training)
         return {"z_mean": z_mean, "z_log_var": z_log_var, "z": z, "decoded": decoded}
 
-    # What a subclass with more inputs than `x` (ConditionalVAE) overrides.
+    # What a subclass with more inputs than `x` (ConditionalVAE), or whose
+    # decoder reads `x` (AutoregressiveVAE), overrides.
     def _split_inputs(self, inputs):
         """`(x, condition)`: the data the likelihood scores, and the condition vector (None here)."""
         return inputs, None
@@ -140,7 +143,8 @@ class VAE(VAETrainer, keras.Model):
     def _encoder_inputs(self, x, condition):
         return x
 
-    def _decoder_inputs(self, z, condition):
+    def _decoder_inputs(self, z, condition, x):
+        """What the decoder is called on: `z` here; `x` is the data being scored (teacher forcing)."""
         return z
 
     def encode(self, x, training=False):
@@ -544,12 +548,19 @@ def _default_networks(input_shape, latent_dim, architecture, likelihood, encoder
             f"{sorted(architectures.ARCHITECTURES)}, or build your own encoder and decoder."
         )
     per_feature = getattr(likelihood, "parameters_per_feature", 1)
+    build_encoder, build_decoder = architectures.ARCHITECTURES[architecture]
+    if architecture == "lstm":
+        if not isinstance(likelihood, likelihoods.Categorical):
+            raise ValueError("The lstm architecture models words: use likelihood=keras_vae.likelihoods.Categorical(vocabulary_size).")
+        return (
+            build_encoder(input_shape, latent_dim, likelihood.num_classes),
+            build_decoder((*input_shape, per_feature), latent_dim),
+        )
     if per_feature > 1 and architecture != "mlp":
         raise ValueError(
             f"The {type(likelihood).__name__} likelihood needs {per_feature} decoder outputs per feature, "
             "which only the mlp architecture builds: use architecture='mlp'."
         )
-    build_encoder, build_decoder = architectures.ARCHITECTURES[architecture]
     output_shape = tuple(input_shape) + ((per_feature,) if per_feature > 1 else ())
     encoder = build_encoder(
         input_shape,

@@ -1,0 +1,224 @@
+"""The text VAE: the token pipeline, the categorical likelihood, the LSTM networks and AutoregressiveVAE on words."""
+
+import gzip
+import os
+
+import keras
+import numpy as np
+import pytest
+from conftest import to_numpy
+
+from keras_vae import AutoregressiveVAE, VAE, architectures, likelihoods, metrics, schedules, text
+
+PTB_VALID = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "raw", "ptb", "ptb.valid.txt.gz")
+SENTENCES = [
+    "the cat sat on the mat",
+    "a dog ate the cat",
+    "the mat sat",
+    "a cat on a dog on a mat",
+    "dogs and cats",
+]
+LENGTH = 10
+
+
+def toy_ids(n=96, seed=0):
+    """Sentences from two "topics" (which words they use), so that z has something to carry."""
+    rng = np.random.default_rng(seed)
+    topics = [["the", "cat", "sat", "on", "mat"], ["a", "dog", "ate", "bone", "yard"]]
+    sentences = []
+    for i in range(n):
+        words = topics[i % 2]
+        sentences.append([words[j] for j in rng.integers(0, len(words), rng.integers(3, LENGTH))])
+    vocabulary = text.Vocabulary.from_sentences(sentences)
+    return vocabulary.encode(sentences, LENGTH), vocabulary
+
+
+def small_text_vae(vocabulary_size, latent_dim=4, word_dropout=0.0, seed=0):
+    keras.utils.set_random_seed(seed)
+    return AutoregressiveVAE(
+        architectures.lstm_encoder((LENGTH,), latent_dim, vocabulary_size, embedding_dim=8, units=16),
+        architectures.lstm_decoder((LENGTH, vocabulary_size), latent_dim, embedding_dim=8, units=16, word_dropout=word_dropout),
+        likelihood=likelihoods.Categorical(vocabulary_size),
+        seed=seed,
+    )
+
+
+# The token pipeline ----------------------------------------------------------------------
+
+
+def test_sentences_round_trip():
+    vocabulary = text.Vocabulary.from_sentences([s.split() for s in SENTENCES])
+    ids = vocabulary.encode(SENTENCES)
+    assert ids.dtype == np.int32 and ids.shape == (len(SENTENCES), 9)  # the longest has 8 words, then <eos>
+    assert vocabulary.decode(ids) == SENTENCES
+    for row, sentence in zip(ids, SENTENCES):
+        n = len(sentence.split())
+        assert row[n] == text.EOS and (row[n + 1 :] == text.PAD).all() and (row[:n] > text.EOS).all()
+
+
+def test_ptb_sentences_round_trip(tmp_path):
+    sentences = text.read_sentences(PTB_VALID)
+    assert len(sentences) == 3370  # Mikolov's split
+    vocabulary = text.Vocabulary.from_sentences(sentences)
+    assert "<unk>" not in vocabulary.tokens[len(text.SPECIAL_TOKENS) :]  # PTB's own <unk> is ours
+    ids = vocabulary.encode(sentences)
+    assert vocabulary.decode(ids) == [" ".join(s) for s in sentences]
+    vocabulary.save(tmp_path / "vocabulary.json")
+    assert text.Vocabulary.load(tmp_path / "vocabulary.json").tokens == vocabulary.tokens
+
+
+def test_unknown_words_rare_words_and_cuts():
+    vocabulary = text.Vocabulary.from_sentences([["b", "a", "a", "c", "c", "c"]], max_size=len(text.SPECIAL_TOKENS) + 2)
+    assert vocabulary.tokens[len(text.SPECIAL_TOKENS) :] == ("c", "a")  # most frequent first; "b" left out
+    assert vocabulary.decode(vocabulary.encode(["a b zebra c"])) == ["a <unk> <unk> c"]
+    cut = vocabulary.encode(["a c a c"], length=3)
+    assert cut.shape == (1, 3) and text.EOS not in cut  # too long: cut, without its end
+    assert vocabulary.decode(cut) == ["a c a"]
+
+
+def test_read_sentences_plain_and_gzipped(tmp_path):
+    (tmp_path / "s.txt").write_text(" the cat \n\nsat down\n")
+    with gzip.open(tmp_path / "s.txt.gz", "wt") as file:
+        file.write("the cat\nsat down\n")
+    assert text.read_sentences(tmp_path / "s.txt") == text.read_sentences(tmp_path / "s.txt.gz") == [["the", "cat"], ["sat", "down"]]
+
+
+def test_perplexity_counts_words_and_end():
+    ids = np.array([[5, 6, text.EOS, 0], [5, text.EOS, 0, 0]])
+    nll = np.array([3.0, 2.0])
+    assert text.perplexity(nll, ids) == pytest.approx(np.exp(5.0 / 5))
+
+
+# The categorical likelihood --------------------------------------------------------------
+
+
+def test_categorical_log_prob_is_the_sum_over_tokens_and_ignores_padding():
+    rng = np.random.default_rng(0)
+    ids = np.array([[4, 5, text.EOS, 0, 0], [6, text.EOS, 0, 0, 0]], "int32")
+    logits = rng.normal(size=(2, 5, 8)).astype("float32")
+    log_softmax = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    expected = [sum(log_softmax[b, t, ids[b, t]] for t in range(5) if ids[b, t]) for b in range(2)]
+    got = to_numpy(likelihoods.categorical_log_prob(ids.astype("float32"), keras.ops.convert_to_tensor(logits)))
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    assert (got <= 0).all()
+    changed = logits.copy()
+    changed[ids == 0] = rng.normal(size=(int((ids == 0).sum()), 8)) * 100
+    np.testing.assert_allclose(to_numpy(likelihoods.categorical_log_prob(ids, keras.ops.convert_to_tensor(changed))), got, rtol=1e-6)
+
+
+def test_categorical_layer_and_its_config():
+    layer = likelihoods.Categorical(7)
+    assert layer.parameters_per_feature == 7
+    rebuilt = likelihoods.Categorical.from_config(layer.get_config())
+    assert (rebuilt.num_classes, rebuilt.padding_id) == (7, 0)
+    logits = keras.ops.convert_to_tensor(np.random.default_rng(1).normal(size=(3, 4, 7)).astype("float32"))
+    np.testing.assert_allclose(to_numpy(layer.mean(logits)).sum(-1), 1.0, rtol=1e-5)
+    greedy = to_numpy(layer.draw(logits))
+    drawn = to_numpy(layer.draw(logits, np.random.default_rng(2).random((3, 4)).astype("float32")))
+    for tokens in (greedy, drawn):
+        assert tokens.shape == (3, 4) and tokens.min() >= 1 and tokens.max() < 7  # never padding
+    with pytest.raises(ValueError, match="num_classes"):
+        likelihoods.Categorical(1)
+
+
+def test_initial_decoded_is_the_log_unigram_frequency():
+    ids = np.array([[4, 4, 4, text.EOS, 0], [5, text.EOS, 0, 0, 0]])
+    initial = likelihoods.Categorical(6).initial_decoded(ids)
+    assert initial.shape == (6,)
+    probabilities = np.exp(initial)
+    assert probabilities.sum() == pytest.approx(1.0, rel=1e-6)
+    assert probabilities[4] > probabilities[text.EOS] > probabilities[5] > probabilities[0]
+
+
+# The LSTM networks -----------------------------------------------------------------------
+
+
+def test_lstm_decoder_position_depends_only_on_earlier_tokens():
+    vocabulary_size = 12
+    decoder = architectures.lstm_decoder((LENGTH, vocabulary_size), 3, embedding_dim=8, units=16)
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(1, 3)).astype("float32")
+    tokens = rng.integers(4, vocabulary_size, (1, LENGTH)).astype("float32")
+    base = to_numpy(decoder([z, tokens]))
+    for j in range(LENGTH):
+        changed = tokens.copy()
+        changed[0, j] = 4 + (changed[0, j] - 3) % (vocabulary_size - 4)
+        moved = np.abs(to_numpy(decoder([z, changed])) - base).max(axis=-1)[0]
+        assert (moved[: j + 1] == 0).all(), f"a token at {j} changed the logits at or before it"
+        if j + 1 < LENGTH:
+            assert moved[j + 1] > 0, f"the token at {j} does not reach the next position"
+    other_z = to_numpy(decoder([z + 1.0, tokens]))
+    assert (np.abs(other_z - base).max(axis=-1) > 0).all()  # z reaches every position, the first too
+
+
+def test_lstm_encoder_ignores_padding():
+    encoder = architectures.lstm_encoder((LENGTH,), 3, 12, embedding_dim=8, units=16)
+    ids = np.array([[5, 6, 7, text.EOS] + [0] * (LENGTH - 4)], "float32")
+    wider = architectures.lstm_encoder((LENGTH + 3,), 3, 12, embedding_dim=8, units=16)
+    wider.set_weights(encoder.get_weights())
+    for a, b in zip(encoder(ids), wider(np.pad(ids, ((0, 0), (0, 3))))):
+        np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-5, atol=1e-6)
+
+
+def test_word_dropout_replaces_words_in_training_only():
+    layer = architectures.WordDropout(0.5, seed=0)
+    tokens = np.array([[text.BOS] + [7] * 200 + [0] * 20], "int32")
+    dropped = to_numpy(layer(tokens, training=True))
+    assert dropped[0, 0] == text.BOS and (dropped[0, 201:] == 0).all()
+    assert set(np.unique(dropped[0, 1:201])) == {text.UNK, 7}
+    assert 60 < (dropped[0, 1:201] == text.UNK).sum() < 140
+    np.testing.assert_array_equal(to_numpy(layer(tokens)), tokens)
+    assert architectures.WordDropout.from_config(layer.get_config()).rate == 0.5
+
+
+def test_builders_refuse_what_they_cannot_build():
+    with pytest.raises(ValueError, match="AutoregressiveVAE"):
+        VAE.from_input_shape((LENGTH,), architecture="lstm", likelihood=likelihoods.Categorical(10))
+    with pytest.raises(ValueError, match="keras_vae.VAE"):
+        AutoregressiveVAE.from_input_shape((28, 28, 1), architecture="mlp")
+    with pytest.raises(ValueError, match="Categorical"):
+        AutoregressiveVAE.from_input_shape((LENGTH,), architecture="lstm", likelihood="bernoulli")
+    with pytest.raises(ValueError, match=r"\(length,\)"):
+        architectures.lstm_encoder((4, 4), 3, 10)
+
+
+# The model -------------------------------------------------------------------------------
+
+
+def test_text_vae_trains_and_decodes_valid_tokens():
+    ids, vocabulary = toy_ids()
+    vae = AutoregressiveVAE.from_input_shape((LENGTH,), latent_dim=4, architecture="lstm", likelihood=likelihoods.Categorical(len(vocabulary)), seed=0)
+    vae.initialize_decoder_bias(ids)
+    vae.compile(optimizer=keras.optimizers.Adam(3e-3))
+    history = vae.fit(ids, epochs=6, batch_size=32, verbose=0).history
+    losses = history["loss"]
+    assert np.isfinite(losses).all() and losses[-1] < losses[0]
+    assert min(history["kl_loss"]) >= 0
+    z = np.random.default_rng(0).normal(size=(5, 4)).astype("float32")
+    greedy = vae.generate(z, greedy=True)
+    assert greedy.shape == (5, LENGTH)
+    np.testing.assert_array_equal(greedy, vae.decode(z))  # greedy decoding is deterministic
+    for tokens in (greedy, vae.sample(5, seed=3), vae.reconstruct(ids[:5])):
+        assert tokens.min() >= 1 and tokens.max() < len(vocabulary) and (tokens == np.round(tokens)).all()
+        assert all(isinstance(s, str) for s in vocabulary.decode(tokens))
+    np.testing.assert_array_equal(vae.sample(3, seed=7), vae.sample(3, seed=7))
+
+
+def test_text_vae_with_every_training_tool_and_its_round_trip(tmp_path):
+    ids, vocabulary = toy_ids()
+    vae = small_text_vae(len(vocabulary), word_dropout=0.2)
+    vae.compile(
+        beta=schedules.Cyclical(12, n_cycles=2), free_bits=0.1, aggressive=True, max_inner_steps=4, inner_check_every=2
+    )
+    history = vae.fit(ids, epochs=2, batch_size=16, validation_data=(ids[:32],), verbose=0).history
+    assert np.isfinite(history["loss"]).all() and min(history["kl_loss"]) >= 0
+    assert history["encoder_steps"][0] >= 2 and "val_mutual_info" in history
+    nll = to_numpy(metrics.importance_weighted_nll(vae, ids[:8], num_samples=16, seed=0))
+    assert nll.shape == (8,) and np.isfinite(nll).all() and (nll > 0).all()
+    assert text.perplexity(nll, ids[:8]) > 1
+    vae.save(tmp_path / "text.keras")
+    loaded = keras.saving.load_model(tmp_path / "text.keras")
+    assert type(loaded) is AutoregressiveVAE
+    z = np.zeros((2, 4), "float32")
+    np.testing.assert_array_equal(loaded.generate(z, greedy=True), vae.generate(z, greedy=True))
+    np.testing.assert_allclose(to_numpy(loaded.embed(ids[:4])), to_numpy(vae.embed(ids[:4])), rtol=1e-5, atol=1e-6)
