@@ -338,8 +338,8 @@ def test_bad_array_files_are_refused_with_the_fix(tmp_path, make_source, words):
 
 
 def test_unsupported_file_type_is_refused(tmp_path):
-    (tmp_path / "table.txt").write_text("1,2\n")
-    _one_line_error(str(tmp_path / "table.txt"), ".txt", ".npy/.npz/.csv/.h5ad")
+    (tmp_path / "table.dat").write_text("1,2\n")
+    _one_line_error(str(tmp_path / "table.dat"), ".dat", ".npy/.npz/.csv/.h5ad", ".txt/.txt.gz")
 
 
 def test_arrays_without_test_need_a_validation_set(tmp_path):
