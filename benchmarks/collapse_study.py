@@ -1,0 +1,265 @@
+"""Posterior collapse with strong decoders, and its cures, side by side (He et al., 2019, Table 1).
+
+Trains, with one architecture and one budget per dataset, a basic VAE, VAE +
+linear KL annealing, β-VAE (β = 0.4), cyclical annealing, free bits, and He et
+al.'s aggressive inference-network training (alone and with annealing):
+
+- `ptb`: an LSTM VAE on Penn Treebank sentences (`../shared/data/raw/ptb`);
+- `mnist`: a gated PixelCNN decoder on fixed binarized MNIST (TFDS `binarized_mnist`).
+
+It writes, under `--output-dir`, a table in He et al.'s format (importance-
+weighted NLL, KL, mutual information I(x; z) and active units on held-out
+data, perplexity for text, training time relative to the basic VAE) as
+`results.md` and `results.json`, and one figure per dataset with the KL, MI
+and active-unit curves of every method (`curves_DATASET.png`).
+
+Reduced setting (subsets and a few epochs; on 2 idle CPU cores the PTB half took 37
+minutes, and the MNIST half about 50 under load: see docs/collapse-study.md):
+
+    python benchmarks/collapse_study.py
+
+(TensorFlow, the default backend: on CPU its convolution gradients were 3-4
+times faster than JAX's for the PixelCNN.)
+
+Full setting (He et al.'s sizes: all of PTB with a 1024-unit LSTM, all of
+binarized MNIST; days on a CPU, hours on a GPU):
+
+    python benchmarks/collapse_study.py --setting full
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import time
+
+import keras
+import numpy as np
+
+from keras_vae import AutoregressiveVAE, architectures, data, diagnostics, likelihoods, metrics, plotting, schedules, text
+from keras_vae.files import atomic_path, write_json
+
+PTB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "raw", "ptb")
+# He et al.'s optimizer for text: SGD at 1.0 with gradients clipped to norm 5.
+OPTIMIZERS = {"adam": "adam", "sgd": {"class_name": "SGD", "config": {"learning_rate": 1.0, "global_clipnorm": 5.0}}}
+METHODS = ("basic", "annealing", "beta 0.4", "cyclical", "free bits", "aggressive", "aggressive + annealing")
+
+
+@dataclasses.dataclass
+class Setting:
+    """One dataset's data sizes, networks and budget."""
+
+    num_train: int
+    num_validation: int  # for I(x; z) during training (aggressive mode's switch) and the curves
+    num_test: int  # KL, MI and active units of the table
+    num_nll: int  # the first this many test examples for the IW-NLL: `num_samples` decoder passes each
+    epochs: int
+    batch_size: int
+    latent_dim: int
+    network: dict
+    max_words: int = 0  # text: sentences of at most this many words (0: all)
+    vocabulary_size: int = 10_000  # text
+    num_samples: int = 500
+    free_bits: float = 0.25  # nats per dimension
+    max_inner_steps: int = 100
+    inner_check_every: int = 10
+    # The same for every method: a `keras.optimizers.get` identifier (a name or a config dict).
+    optimizer: object = "adam"
+
+
+SETTINGS = {
+    "reduced": {
+        "ptb": Setting(2000, 400, 400, 40, 5, 32, 32, {"embedding_dim": 128, "units": 256}, max_words=20, vocabulary_size=5000,
+                       max_inner_steps=20, inner_check_every=5),
+        "mnist": Setting(1500, 400, 400, 25, 5, 32, 32, {"filters": 16, "num_blocks": 5}, max_inner_steps=20, inner_check_every=5),
+    },
+    "full": {
+        "ptb": Setting(42_068, 3370, 3761, 3761, 40, 32, 32, {"embedding_dim": 512, "units": 1024}),
+        "mnist": Setting(50_000, 10_000, 10_000, 10_000, 40, 32, 32, {"filters": 64, "num_blocks": 8}),
+    },
+}
+
+
+# Data ------------------------------------------------------------------------------------
+
+
+def ptb_arrays(setting, ptb_dir):
+    """Token ids of the train / validation / test sentences, and the vocabulary."""
+    rng = np.random.default_rng(0)
+
+    def sentences(split, count):
+        found = text.read_sentences(os.path.join(ptb_dir, f"ptb.{split}.txt.gz"))
+        if setting.max_words:
+            found = [s for s in found if len(s) <= setting.max_words]
+        return [found[i] for i in np.sort(rng.permutation(len(found))[:count])]
+
+    train = sentences("train", setting.num_train)
+    vocabulary = text.Vocabulary.from_sentences(train, max_size=setting.vocabulary_size)
+    length = (setting.max_words or max(len(s) for s in train)) + 1
+    splits = [vocabulary.encode(s, length) for s in (train, sentences("valid", setting.num_validation), sentences("test", setting.num_test))]
+    return splits, vocabulary
+
+
+def mnist_arrays(setting):
+    """Fixed binarized MNIST (Larochelle's split, from TFDS): train / validation / test subsets."""
+    take = lambda split, count: data.labelled_arrays("binarized_mnist", f"{split}[:{count}]")[0]  # noqa: E731
+    return [take("train", setting.num_train), take("validation", setting.num_validation), take("test", setting.num_test)], None
+
+
+# Methods ---------------------------------------------------------------------------------
+
+
+def compile_options(method, setting, total_steps):
+    """`compile` arguments of each method, He et al.'s choices where they state them."""
+    # He et al. anneal β from 0.1 to 1 over the first 10 of 100 epochs; with a few
+    # epochs, over the first half of training.
+    warmup = schedules.LinearWarmup(max(1, total_steps // 2), start=0.1)
+    aggressive = {"aggressive": True, "max_inner_steps": setting.max_inner_steps, "inner_check_every": setting.inner_check_every}
+    return {
+        "basic": {},
+        "annealing": {"beta": warmup},
+        "beta 0.4": {"beta": 0.4},
+        "cyclical": {"beta": schedules.Cyclical(total_steps, n_cycles=4)},
+        "free bits": {"free_bits": setting.free_bits},
+        "aggressive": aggressive,
+        "aggressive + annealing": {"beta": warmup, **aggressive},
+    }[method]
+
+
+class LatentCurves(keras.callbacks.Callback):
+    """KL, I(x; z) and active units on held-out data every `every` iterations; its own time is kept apart."""
+
+    def __init__(self, x, every):
+        super().__init__()
+        self.x, self.every, self.records, self.seconds = x, every, [], 0.0
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(keras.ops.convert_to_numpy(self.model.train_iterations))
+        if step == 1 or step % self.every == 0:
+            start = time.perf_counter()
+            stats = diagnostics.latent_statistics(self.model, self.x)
+            self.records.append({"step": step, "kl": stats["kl"], "mutual_info": stats["mutual_info"], "active_units": stats["active_units"]})
+            self.seconds += time.perf_counter() - start
+
+
+def run_method(dataset, method, setting, splits, vocabulary):
+    train, validation, test = splits
+    keras.utils.set_random_seed(0)
+    if dataset == "ptb":
+        shape = train.shape[1:]
+        vae = AutoregressiveVAE(
+            architectures.lstm_encoder(shape, setting.latent_dim, len(vocabulary), **setting.network),
+            architectures.lstm_decoder((*shape, len(vocabulary)), setting.latent_dim, **setting.network),
+            likelihood=likelihoods.Categorical(len(vocabulary)),
+            seed=0,
+        )
+    else:
+        shape = train.shape[1:]
+        vae = AutoregressiveVAE(
+            architectures.conv_encoder(shape, setting.latent_dim),
+            architectures.pixelcnn_decoder(shape, setting.latent_dim, **setting.network),
+            likelihood="bernoulli",
+            seed=0,
+        )
+    vae.initialize_decoder_bias(train)
+    steps_per_epoch = -(-len(train) // setting.batch_size)
+    vae.compile(optimizer=keras.optimizers.get(setting.optimizer), **compile_options(method, setting, steps_per_epoch * setting.epochs))
+    curves = LatentCurves(validation, every=max(1, steps_per_epoch // 3))
+    start = time.perf_counter()
+    history = vae.fit(
+        train,
+        epochs=setting.epochs,
+        batch_size=setting.batch_size,
+        validation_data=(validation,),
+        callbacks=[curves],
+        verbose=0,
+    )
+    seconds = time.perf_counter() - start - curves.seconds
+    nll = np.asarray(
+        keras.ops.convert_to_numpy(metrics.importance_weighted_nll(vae, test[: setting.num_nll], num_samples=setting.num_samples, seed=0))
+    )
+    stats = diagnostics.latent_statistics(vae, test)
+    row = {
+        "method": method,
+        "nll": float(nll.mean()),
+        "kl": stats["kl"],
+        "mutual_info": stats["mutual_info"],
+        "active_units": stats["active_units"],
+        "seconds": seconds,
+        "final_train_loss": float(history.history["loss"][-1]),
+        "aggressive_epochs": int(sum(history.history.get("aggressive", []))),
+    }
+    if vocabulary is not None:
+        row["perplexity"] = text.perplexity(nll, test[: setting.num_nll])
+        row["greedy_reconstructions"] = vocabulary.decode(vae.reconstruct(test[:3]))
+        row["originals"] = vocabulary.decode(test[:3])
+    return row, curves.records
+
+
+def table(dataset, rows, setting):
+    basic = next((r["seconds"] for r in rows if r["method"] == "basic"), None)
+    text_columns = " PPL |" if dataset == "ptb" else ""
+    lines = [
+        f"| method | IW-NLL (K={setting.num_samples}, {setting.num_nll} ex.) | KL | MI | AU |{text_columns} time (s) | relative time |",
+        "|---|---|---|---|---|" + ("---|" if dataset == "ptb" else "") + "---|---|",
+    ]
+    for r in rows:
+        perplexity = f" {r['perplexity']:.1f} |" if dataset == "ptb" else ""
+        relative = f"{r['seconds'] / basic:.2f}×" if basic else "–"
+        lines.append(
+            f"| {r['method']} | {r['nll']:.2f} | {r['kl']:.2f} | {r['mutual_info']:.2f} | {r['active_units']} |{perplexity} "
+            f"{r['seconds']:.0f} | {relative} |"
+        )
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--setting", choices=sorted(SETTINGS), default="reduced")
+    parser.add_argument("--datasets", default="ptb,mnist", help="comma-separated: ptb, mnist")
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated, from: " + ", ".join(METHODS))
+    parser.add_argument("--epochs", type=int, help="override the setting's epochs")
+    parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), help="override the setting's optimizer (sgd: He et al.'s, at 1.0, clipped to 5)")
+    parser.add_argument("--max-inner-steps", type=int, help="override aggressive training's most encoder steps per iteration")
+    parser.add_argument("--inner-check-every", type=int, help="override aggressive training's steps between convergence checks")
+    parser.add_argument("--ptb-dir", default=PTB_DIR, help="folder of ptb.{train,valid,test}.txt.gz")
+    parser.add_argument("--output-dir", default="collapse-study")
+    args = parser.parse_args()
+    methods = [m.strip() for m in args.methods.split(",")]
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        parser.error(f"unknown methods {unknown}; choose from {list(METHODS)}")
+
+    os.makedirs(args.output_dir, exist_ok=True)
+    results_path = os.path.join(args.output_dir, "results.json")
+    results = {}
+    if os.path.exists(results_path):  # other datasets of an earlier run stay in the table
+        with open(results_path) as file:
+            results = json.load(file)
+    study_start = time.perf_counter()
+    for dataset in [d.strip() for d in args.datasets.split(",")]:
+        setting = SETTINGS[args.setting][dataset]
+        overrides = {"epochs": args.epochs, "max_inner_steps": args.max_inner_steps, "inner_check_every": args.inner_check_every}
+        overrides = {name: value for name, value in overrides.items() if value}
+        if args.optimizer:
+            overrides["optimizer"] = OPTIMIZERS[args.optimizer]
+        setting = dataclasses.replace(setting, **overrides)
+        splits, vocabulary = ptb_arrays(setting, args.ptb_dir) if dataset == "ptb" else mnist_arrays(setting)
+        print(f"== {dataset}: {len(splits[0])} training examples of shape {splits[0].shape[1:]}, {setting.epochs} epochs", flush=True)
+        rows, curves = [], {}
+        for method in methods:
+            row, curves[method] = run_method(dataset, method, setting, splits, vocabulary)
+            rows.append(row)
+            print(f"   {method}: {json.dumps({k: v for k, v in row.items() if k not in ('originals',)})}", flush=True)
+            results[dataset] = {"setting": dataclasses.asdict(setting), "backend": keras.backend.backend(), "rows": rows, "curves": curves}
+            write_json(results_path, results)
+        plotting.plot_collapse_curves(curves, os.path.join(args.output_dir, f"curves_{dataset}.png"), title=f"{dataset} ({args.setting})")
+        print(table(dataset, rows, setting), flush=True)
+    with atomic_path(os.path.join(args.output_dir, "results.md")) as temporary, open(temporary, "w") as file:
+        for dataset, result in results.items():
+            file.write(f"## {dataset}\n\n{table(dataset, result['rows'], Setting(**result['setting']))}\n\n")
+    print(f"Done in {time.perf_counter() - study_start:.0f} s; results in {args.output_dir}/", flush=True)
+
+
+if __name__ == "__main__":
+    main()
