@@ -786,8 +786,9 @@ def lr_find(**options):
 
     config = {**options, "lr_schedule": "constant", "learning_rate": options["min_lr"]}
     datasets = _load_data(data, config)
-    _check_data({**config, "dataset": options["dataset"]}, datasets)
-    vae = runs.new_vae(options, datasets.input_shape, datasets.conditions)
+    _resolve_text_defaults(config, datasets)
+    _check_data(config, datasets)
+    vae = runs.new_vae(config, datasets.input_shape, datasets.conditions, datasets.vocabulary)
     vae.compile(optimizer=runs.optimizer(config, 1, 1))
     result = lr_finder.lr_range_test(
         vae,

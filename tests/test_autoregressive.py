@@ -158,6 +158,16 @@ def test_a_text_run_trains_evaluates_and_samples_sentences_and_refuses_export(tm
     assert result.exit_code == 2 and "autoregressive" in result.output and not (tmp_path / "export").exists()
 
 
+def test_lr_find_on_text_uses_the_text_vae(tmp_path):
+    write_sentences(tmp_path / "toy.txt", 64, 0)
+    plot = tmp_path / "lr.png"
+    result = invoke("lr-find", "--dataset", tmp_path / "toy.txt", "--steps", "10", "--batch-size", "16", "--quiet", "--output", plot)
+    assert result.exit_code in (0, 1), result.output  # 1: the loss did not fall in 10 steps
+    losses = json.loads((tmp_path / "lr.json").read_text())["losses"]
+    # Sentence NLLs under a categorical likelihood: positive and finite (a Bernoulli on token ids is neither).
+    assert len(losses) >= 2 and all(loss is not None and np.isfinite(loss) and loss > 0 for loss in losses)
+
+
 @pytest.mark.parametrize(
     "args, fragments",
     [
