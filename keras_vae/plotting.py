@@ -156,18 +156,28 @@ def plot_collapse_curves(curves, path, title=None):
     """KL, I(x; z) and active units over training, one line per run: `curves` is `{name: records}`.
 
     Each record is a dict with `step`, `kl`, `mutual_info` and `active_units`
-    (as `benchmarks/collapse_study.py` writes them).
+    (as `benchmarks/collapse_study.py` writes them). The KL axis is linear
+    up to 1 nat and logarithmic above, so early spikes leave the end readable.
+
+    Returns:
+        The path written.
     """
     figure, axes = _figure(1, 3, figsize=(16, 4.2))
     for name, records in curves.items():
         steps = [r["step"] for r in records]
         for axis, key in zip(axes, ("kl", "mutual_info", "active_units")):
             axis.plot(steps, [r[key] for r in records], label=name, linewidth=1.5)
-    for axis, label in zip(axes, ("KL (nats)", "I(x; z) (nats)", "active units")):
+    for axis, label in zip(axes, ("KL (nats; log scale above 1)", "I(x; z) (nats)", "active units")):
         axis.set_xlabel("iteration")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
-    axes[0].legend(fontsize="small")
+    # Early KL spikes reach tens of nats; collapse is read below 1.
+    axes[0].set_yscale("symlog", linthresh=1.0, linscale=1.0)
+    highest = max((r["kl"] for records in curves.values() for r in records), default=1.0)
+    ticks = [t for t in (0, 0.25, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500) if t <= max(1.0, 1.2 * highest)]
+    axes[0].set_yticks(ticks, labels=[f"{t:g}" for t in ticks])
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(labels), 7), frameon=False)
     if title:
         figure.suptitle(title)
     return save_figure(figure, path)

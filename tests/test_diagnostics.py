@@ -151,3 +151,23 @@ def test_training_curves_figure_is_written(tmp_path):
     path = plotting.plot_training_curves(healthy_history(3), str(tmp_path / "curves.png"), latent_records=records)
     image = matplotlib.image.imread(path)
     assert image.ndim == 3 and image.shape[1] > 3 * image.shape[0]  # four panels side by side
+
+
+def test_collapse_curves_figure_has_one_line_per_run_and_a_symlog_kl_axis(tmp_path, monkeypatch):
+    import matplotlib.image
+
+    from keras_vae import plotting
+
+    def records(kl):
+        return [{"step": s, "kl": kl * s, "mutual_info": 0.1 * s, "active_units": s} for s in (1, 10, 20)]
+
+    figures = []
+    save_figure = plotting.save_figure
+    monkeypatch.setattr(plotting, "save_figure", lambda figure, path: figures.append(figure) or save_figure(figure, path))
+    path = plotting.plot_collapse_curves({"basic": records(0.01), "aggressive": records(3.0)}, str(tmp_path / "c.png"), title="t")
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and image.shape[1] > 2.5 * image.shape[0]  # three panels side by side, the legend below
+    kl_axis, mi_axis, units_axis = figures[0].axes
+    assert kl_axis.get_yscale() == "symlog" and mi_axis.get_yscale() == "linear"
+    assert [len(axis.get_lines()) for axis in (kl_axis, mi_axis, units_axis)] == [2, 2, 2]
+    np.testing.assert_allclose(kl_axis.get_lines()[1].get_ydata(), [3.0, 30.0, 60.0])
