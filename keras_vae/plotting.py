@@ -171,8 +171,7 @@ def plot_collapse_curves(curves, path, title=None):
         axis.set_xlabel("iteration")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
-    # Early KL spikes reach tens of nats; collapse is read below 1.
-    axes[0].set_yscale("symlog", linthresh=1.0, linscale=1.0)
+    axes[0].set_yscale("symlog", linthresh=1.0)
     highest = max((r["kl"] for records in curves.values() for r in records), default=1.0)
     ticks = [t for t in (0, 0.25, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500) if t <= max(1.0, 1.2 * highest)]
     axes[0].set_yticks(ticks, labels=[f"{t:g}" for t in ticks])
