@@ -36,7 +36,7 @@ import time
 import keras
 import numpy as np
 
-from keras_vae import AutoregressiveVAE, architectures, data, diagnostics, likelihoods, metrics, plotting, schedules, text
+from keras_vae import AutoregressiveVAE, architectures, data, diagnostics, likelihoods, metrics, plotting, schedules, text, training
 from keras_vae.files import atomic_path, write_json
 
 PTB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "raw", "ptb")
@@ -196,10 +196,10 @@ def run_method(dataset, method, setting, splits, vocabulary):
         "active_units": stats["active_units"],
         "seconds": seconds,
         "final_train_loss": float(history.history["loss"][-1]),
-        "aggressive_epochs": int(sum(history.history.get("aggressive", []))),
+        "aggressive_epochs": int(sum(history.history.get(training.AGGRESSIVE, []))),
         # per epoch, in aggressive runs: mean inner encoder steps per iteration, and the switch's I(x; z)
-        "encoder_steps": history.history.get("encoder_steps"),
-        "val_mutual_info": history.history.get("val_mutual_info"),
+        "encoder_steps": history.history.get(training.ENCODER_STEPS),
+        "val_mutual_info": history.history.get(training.VAL_MUTUAL_INFO),
     }
     if vocabulary is not None:
         row["perplexity"] = text.perplexity(nll, test[: setting.num_nll])
