@@ -25,7 +25,7 @@ def run_worker(examples):
     import keras
 
     import keras_vae
-    from keras_vae.data import image_dataset
+    from keras_vae.datasets import image_dataset
 
     train, shape = image_dataset("mnist", f"train[:{examples}]", batch_size=128, shuffle=True, seed=0)
     validation, _ = image_dataset("mnist", "test[:2048]", batch_size=128)

@@ -36,8 +36,12 @@ import time
 import keras
 import numpy as np
 
-from keras_vae import AutoregressiveVAE, architectures, data, diagnostics, likelihoods, metrics, plotting, schedules, text, training
+from keras_vae import AutoregressiveVAE, datasets as data, likelihoods, names, networks, plotting, schedules
+from keras_vae.evaluation import diagnostics
+from keras_vae.evaluation import metrics
+from keras_vae.datasets import text
 from keras_vae.files import atomic_path, write_json
+from keras_vae.ops import latent
 
 PTB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "raw", "ptb")
 # He et al.'s optimizer for text: SGD at 1.0 with gradients clipped to norm 5.
@@ -146,7 +150,7 @@ class LatentCurves(keras.callbacks.Callback):
         step = int(keras.ops.convert_to_numpy(self.model.train_iterations))
         if step == 1 or step % self.every == 0:
             start = time.perf_counter()
-            stats = diagnostics.latent_statistics(self.model, self.x)
+            stats = latent.latent_statistics(self.model, self.x)
             self.records.append({"step": step, "kl": stats["kl"], "mutual_info": stats["mutual_info"], "active_units": stats["active_units"]})
             self.seconds += time.perf_counter() - start
 
@@ -157,16 +161,16 @@ def run_method(dataset, method, setting, splits, vocabulary):
     if dataset == "ptb":
         shape = train.shape[1:]
         vae = AutoregressiveVAE(
-            architectures.lstm_encoder(shape, setting.latent_dim, len(vocabulary), **setting.network),
-            architectures.lstm_decoder((*shape, len(vocabulary)), setting.latent_dim, **setting.network, **setting.decoder_options),
+            networks.lstm_encoder(shape, setting.latent_dim, len(vocabulary), **setting.network),
+            networks.lstm_decoder((*shape, len(vocabulary)), setting.latent_dim, **setting.network, **setting.decoder_options),
             likelihood=likelihoods.Categorical(len(vocabulary)),
             seed=0,
         )
     else:
         shape = train.shape[1:]
         vae = AutoregressiveVAE(
-            architectures.conv_encoder(shape, setting.latent_dim),
-            architectures.pixelcnn_decoder(shape, setting.latent_dim, **setting.network, **setting.decoder_options),
+            networks.conv_encoder(shape, setting.latent_dim),
+            networks.pixelcnn_decoder(shape, setting.latent_dim, **setting.network, **setting.decoder_options),
             likelihood="bernoulli",
             seed=0,
         )
@@ -187,7 +191,7 @@ def run_method(dataset, method, setting, splits, vocabulary):
     nll = np.asarray(
         keras.ops.convert_to_numpy(metrics.importance_weighted_nll(vae, test[: setting.num_nll], num_samples=setting.num_samples, seed=0))
     )
-    stats = diagnostics.latent_statistics(vae, test)
+    stats = latent.latent_statistics(vae, test)
     row = {
         "method": method,
         "nll": float(nll.mean()),
@@ -196,10 +200,10 @@ def run_method(dataset, method, setting, splits, vocabulary):
         "active_units": stats["active_units"],
         "seconds": seconds,
         "final_train_loss": float(history.history["loss"][-1]),
-        "aggressive_epochs": int(sum(history.history.get(training.AGGRESSIVE, []))),
+        "aggressive_epochs": int(sum(history.history.get(names.AGGRESSIVE, []))),
         # per epoch, in aggressive runs: mean inner encoder steps per iteration, and the switch's I(x; z)
-        "encoder_steps": history.history.get(training.ENCODER_STEPS),
-        "val_mutual_info": history.history.get(training.VAL_MUTUAL_INFO),
+        "encoder_steps": history.history.get(names.ENCODER_STEPS),
+        "val_mutual_info": history.history.get(names.VAL_MUTUAL_INFO),
     }
     if vocabulary is not None:
         row["perplexity"] = text.perplexity(nll, test[: setting.num_nll])

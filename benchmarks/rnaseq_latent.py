@@ -1,6 +1,6 @@
 """Count likelihoods and batch conditioning on synthetic bulk RNA-seq, side by side.
 
-Trains, on one `keras_vae.synthetic.bulk_rnaseq` data set and with the same
+Trains, on one `keras_vae.datasets.synthetic.bulk_rnaseq` data set and with the same
 networks, budget and β (and, as `examples/rnaseq_cvae.py`, a decoder started
 at the data's average and a cosine-decayed learning rate), a Gaussian VAE on log1p(counts) (learned σ per gene),
 NB and ZINB VAEs on the raw counts, and NB and ZINB conditional VAEs given the
@@ -26,7 +26,12 @@ import keras
 import numpy as np
 
 import keras_vae
-from keras_vae import diagnostics, downstream, likelihoods, metrics, synthetic
+from keras_vae import likelihoods
+from keras_vae.evaluation import diagnostics
+from keras_vae.evaluation import downstream
+from keras_vae.evaluation import metrics
+from keras_vae.datasets import synthetic
+from keras_vae.ops import latent
 
 MODELS = (
     # name, likelihood, conditioned on the batch, encoder input
@@ -62,7 +67,7 @@ def train_one(arrays, likelihood, conditioned, log1p, args):
     vae.fit(train, epochs=args.epochs, batch_size=args.batch_size, verbose=0)
     seconds = time.perf_counter() - start
     nll = keras.ops.convert_to_numpy(metrics.importance_weighted_nll(vae, test, num_samples=args.num_samples, seed=0))
-    latent = diagnostics.latent_statistics(vae, test)
+    latent = latent.latent_statistics(vae, test)
     report = downstream.latent_space_report(
         keras.ops.convert_to_numpy(vae.embed(train)),
         arrays["y_train"],

@@ -80,7 +80,7 @@ def bare_keras_model():
     import keras
     from keras import ops
 
-    from keras_vae.architectures import mlp_decoder, mlp_encoder
+    from keras_vae.networks import mlp_decoder, mlp_encoder
 
     class BareVAE(keras.Model):
         def __init__(self):

@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 
 import keras_vae  # noqa: E402
 from keras_vae import callbacks, plotting  # noqa: E402
-from keras_vae.data import image_dataset, labelled_arrays  # noqa: E402
+from keras_vae.datasets import image_dataset, labelled_arrays  # noqa: E402
 
 
 def train(beta, args, probe, labels, output_dir):

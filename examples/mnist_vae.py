@@ -13,7 +13,7 @@ import time
 import keras
 
 import keras_vae
-from keras_vae.data import image_dataset
+from keras_vae.datasets import image_dataset
 
 
 def main():

@@ -2,12 +2,12 @@
 
 An LSTM VAE with a one-dimensional latent code is trained on sequences drawn
 from a random recurrent generator that reads a scalar z ~ N(0, 1)
-(`keras_vae.synthetic.latent_sequences`), twice from the same initial weights
+(`keras_vae.datasets.synthetic.latent_sequences`), twice from the same initial weights
 and batches: basic training, and aggressive training (`compile(aggressive=True)`,
 which stops once I(x; z) on held-out sequences stops rising). At chosen
 iterations, for 400 fixed training sequences, it plots the model's posterior
 mean μ_θ = E_{p(z|x)}[z] (x-axis, on a grid of z:
-`keras_vae.metrics.model_posterior_mean`) against the encoder's
+`keras_vae.evaluation.metrics.model_posterior_mean`) against the encoder's
 μ_φ = E_{q(z|x)}[z] (y-axis), as in the paper's Figures 1 and 3. On the
 diagonal the encoder agrees with the model; at the origin the code is unused.
 Both runs use SGD at learning rate 0.5 (`--optimizer sgd`), near He et al.'s
@@ -29,7 +29,10 @@ import keras
 import numpy as np
 
 import keras_vae
-from keras_vae import architectures, likelihoods, metrics, plotting, synthetic
+from keras_vae import likelihoods, networks, plotting
+from keras_vae.evaluation import metrics
+from keras_vae.datasets import synthetic
+from keras_vae.ops import latent
 
 VOCABULARY_SIZE = 20
 LENGTH = 10
@@ -66,7 +69,7 @@ class PosteriorMeanSnapshots(keras.callbacks.Callback):
             "iteration": iteration,
             "model_mean": metrics.model_posterior_mean(self.model, self.probe),
             "encoder_mean": np.asarray(keras.ops.convert_to_numpy(z_mean))[:, 0],
-            "kl": float(keras.ops.convert_to_numpy(keras.ops.sum(metrics.kl_per_dimension(z_mean, z_log_var)))),
+            "kl": float(keras.ops.convert_to_numpy(keras.ops.sum(latent.kl_per_dimension(z_mean, z_log_var)))),
         }
         self.records.append(record)
         model_mean, encoder_mean = record["model_mean"], record["encoder_mean"]
@@ -79,8 +82,8 @@ class PosteriorMeanSnapshots(keras.callbacks.Callback):
 
 def build_vae(args):
     return keras_vae.AutoregressiveVAE(
-        architectures.lstm_encoder((LENGTH,), 1, VOCABULARY_SIZE, embedding_dim=32, units=64),
-        architectures.lstm_decoder((LENGTH, VOCABULARY_SIZE), 1, embedding_dim=32, units=64),
+        networks.lstm_encoder((LENGTH,), 1, VOCABULARY_SIZE, embedding_dim=32, units=64),
+        networks.lstm_decoder((LENGTH, VOCABULARY_SIZE), 1, embedding_dim=32, units=64),
         likelihood=likelihoods.Categorical(VOCABULARY_SIZE),
         seed=args.seed,
     )

@@ -2,7 +2,7 @@
 
     KERAS_BACKEND=jax python examples/rnaseq_cvae.py [--epochs 40] [--output runs/rnaseq_cvae]
 
-The data are `keras_vae.synthetic.bulk_rnaseq()`: 2000 samples x 1000 genes from
+The data are `keras_vae.datasets.synthetic.bulk_rnaseq()`: 2000 samples x 1000 genes from
 5 cell types, measured in 3 batches. The model is a cVAE with a negative-binomial
 likelihood (the encoder sees log1p of the counts, the likelihood the raw counts
 with each sample's observed library size) conditioned on the batch, trained
@@ -24,7 +24,10 @@ import keras
 import numpy as np
 
 import keras_vae
-from keras_vae import callbacks, diagnostics, downstream, plotting, synthetic
+from keras_vae import callbacks, plotting
+from keras_vae.evaluation import diagnostics
+from keras_vae.evaluation import downstream
+from keras_vae.datasets import synthetic
 
 
 def main():

@@ -10,7 +10,8 @@ import math
 import keras
 import numpy as np
 
-from keras_vae import training as loop
+from keras_vae import names
+from keras_vae.datasets import batching
 
 # "Where the loss starts to fall": the first point at which the smoothed loss
 # has covered this share of its whole fall, so that batch noise on the flat
@@ -100,7 +101,7 @@ def lr_range_test(
             (settable) learning rate.
         data: the training inputs: an array (batched by `batch_size` and
             reshuffled on every pass), a `tf.data.Dataset` of batches, or
-            anything else `keras_vae.data.numpy_batches` reads. It is read again
+            anything else `keras_vae.datasets.numpy_batches` reads. It is read again
             from the start whenever it runs out.
         min_learning_rate: float, the first learning rate. Defaults to `1e-6`.
         max_learning_rate: float, the last one. Defaults to `1.0`.
@@ -155,7 +156,7 @@ def lr_range_test(
                 "The range test sets the learning rate at every step, but this VAE's optimizers were "
                 "compiled with a LearningRateSchedule: compile it with a float learning rate."
             ) from None
-    batches = loop.random_batches(data, batch_size)
+    batches = batching.random_batches(data, batch_size)
     progress = (
         keras.utils.Progbar(num_steps, unit_name="step", stateful_metrics=("learning_rate", "loss", "smoothed_loss"))
         if verbose
@@ -166,8 +167,8 @@ def lr_range_test(
         for step, learning_rate in enumerate(learning_rates):
             vae.optimizer.learning_rate = float(learning_rate)
             vae.reset_metrics()
-            logs = vae.train_part_on_batch(next(batches), loop.JOINT)
-            loss = float(keras.ops.convert_to_numpy(logs[loop.LOSS]))
+            logs = vae.train_part_on_batch(next(batches), names.JOINT)
+            loss = float(keras.ops.convert_to_numpy(logs[names.LOSS]))
             average = smoothing * average + (1 - smoothing) * loss
             smoothed_loss = average / (1 - smoothing ** (step + 1))
             losses.append(loss)

@@ -5,12 +5,14 @@ global backend switch, nothing left open in a notebook's pyplot state.
 """
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from keras_vae.files import atomic_path
 
 
 def _figure(rows, columns, figsize, **kwargs):
+    # Imported here: `import keras_vae` must not cost matplotlib's import.
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=figsize)
     return figure, figure.subplots(rows, columns, **kwargs)
 
@@ -69,7 +71,7 @@ def plot_images(images, path, title=None, columns=8):
 
 def project_2d(z):
     """Latent codes as 2-D points: themselves if 2-D, else their first two principal components."""
-    from keras_vae.downstream import pca
+    from keras_vae.evaluation.downstream import pca
 
     z = np.asarray(z, float)
     if z.shape[1] <= 2 or len(z) < 2:

@@ -8,7 +8,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from keras_vae import architectures  # noqa: E402
+from keras_vae import networks  # noqa: E402
 from keras_vae.models import VAE  # noqa: E402
 
 INPUT_SHAPE = (6, 6, 1)
@@ -30,8 +30,8 @@ def prototype_images(n=512, seed=0, flip=0.05):
 def small_vae(latent_dim=3, likelihood="bernoulli", seed=0):
     keras.utils.set_random_seed(seed)
     return VAE(
-        architectures.mlp_encoder(INPUT_SHAPE, latent_dim, hidden_units=(16,)),
-        architectures.mlp_decoder(INPUT_SHAPE, latent_dim, hidden_units=(16,)),
+        networks.mlp_encoder(INPUT_SHAPE, latent_dim, hidden_units=(16,)),
+        networks.mlp_decoder(INPUT_SHAPE, latent_dim, hidden_units=(16,)),
         likelihood=likelihood,
         seed=seed,
     )

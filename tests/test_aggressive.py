@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from conftest import small_vae, to_numpy
-from keras_vae import training
-from keras_vae.callbacks import AggressiveTrainingSwitch
+from keras_vae import names
+from keras_vae.trainers.aggressive import AggressiveTrainingSwitch
+from keras_vae.trainers import aggressive
 
 
 def snapshot(variables):
@@ -38,7 +39,7 @@ def test_encoder_step_leaves_decoder_weights_optimizer_metrics_and_beta_counter(
     iterations = int(to_numpy(vae.train_iterations))
     metrics = snapshot(vae.metrics_variables)
     for _ in range(3):
-        vae.train_part_on_batch(images[:32], training.ENCODER)
+        vae.train_part_on_batch(images[:32], names.ENCODER)
     assert_same(decoder, snapshot(vae.decoder.variables))
     assert_same(decoder_optimizer, snapshot(vae.optimizer.decoder_optimizer.variables))
     assert_same(metrics, snapshot(vae.metrics_variables))
@@ -53,7 +54,7 @@ def test_decoder_step_leaves_encoder_weights_and_optimizer(compiled_vae, images)
     encoder_optimizer = snapshot(vae.optimizer.encoder_optimizer.variables)
     decoder = snapshot(vae.decoder.variables)
     iterations = int(to_numpy(vae.train_iterations))
-    vae.train_part_on_batch(images[:32], training.DECODER)
+    vae.train_part_on_batch(images[:32], names.DECODER)
     assert_same(encoder, snapshot(vae.encoder.variables))
     assert_same(encoder_optimizer, snapshot(vae.optimizer.encoder_optimizer.variables))
     assert_changed(decoder, snapshot(vae.decoder.variables))
@@ -62,9 +63,9 @@ def test_decoder_step_leaves_encoder_weights_and_optimizer(compiled_vae, images)
 
 def test_inner_loop_stops_when_the_windowed_loss_rises():
     losses = iter([5.0, 4.0, 3.0, 2.0, 3.0, 3.0] + [0.0] * 100)
-    steps = training.run_inner_encoder_steps(lambda batch: next(losses), itertools.repeat(None), 100, 2)
+    steps = aggressive.run_inner_encoder_steps(lambda batch: next(losses), itertools.repeat(None), 100, 2)
     assert steps == 6  # windows 4.5, 2.5, 3.0: stop after the third
-    flat = training.run_inner_encoder_steps(lambda batch: 1.0, itertools.repeat(None), 30, 10)
+    flat = aggressive.run_inner_encoder_steps(lambda batch: 1.0, itertools.repeat(None), 30, 10)
     assert flat == 30  # never rises: runs to max_inner_steps
 
 

@@ -9,8 +9,10 @@ import pytest
 from click.testing import CliRunner
 from conftest import INPUT_SHAPE, prototype_images, to_numpy
 
-from keras_vae import AutoregressiveVAE, architectures, data, metrics, schedules, text
-from keras_vae.cli import main
+from keras_vae import AutoregressiveVAE, datasets as data, networks, schedules
+from keras_vae.evaluation import metrics
+from keras_vae.datasets import text
+from keras_vae.app.cli import main
 
 WORDS = ["the", "cat", "dog", "sat", "ran", "on", "a", "mat", "far"]
 
@@ -27,8 +29,8 @@ def write_sentences(path, n, seed, gzipped=False):
 def small_pixelcnn_vae(latent_dim=3, seed=0):
     keras.utils.set_random_seed(seed)
     return AutoregressiveVAE(
-        architectures.mlp_encoder(INPUT_SHAPE, latent_dim, hidden_units=(16,)),
-        architectures.pixelcnn_decoder(INPUT_SHAPE, latent_dim, filters=8, num_blocks=2),
+        networks.mlp_encoder(INPUT_SHAPE, latent_dim, hidden_units=(16,)),
+        networks.pixelcnn_decoder(INPUT_SHAPE, latent_dim, filters=8, num_blocks=2),
         seed=seed,
     )
 

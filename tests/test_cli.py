@@ -17,8 +17,8 @@ import tensorflow_datasets as tfds
 from click.testing import CliRunner
 
 from conftest import prototype_images
-from keras_vae import __version__, data
-from keras_vae.cli import main
+from keras_vae import __version__, datasets as data
+from keras_vae.app.cli import main
 
 FAST = ["--epochs", "2", "--batch-size", "32", "--latent-dim", "2", "--quiet"]
 
@@ -53,7 +53,7 @@ def assert_one_line_error(result, *fragments):
 
 
 def test_version_and_help_need_no_keras_import():
-    code = "import sys; from keras_vae.cli import main; import keras_vae; print('keras' in sys.modules)"
+    code = "import sys; from keras_vae.app.cli import main; import keras_vae; print('keras' in sys.modules)"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "False"
     assert __version__ in invoke("--version").output
@@ -269,7 +269,7 @@ def test_tfds_datasets_train_by_name(tmp_path, monkeypatch):
 
 
 def _train_command(*args):
-    return [sys.executable, "-m", "keras_vae.cli", "train", *map(str, args)]
+    return [sys.executable, "-m", "keras_vae_cli", "train", *map(str, args)]
 
 
 def test_a_run_killed_mid_epoch_resumes_to_the_same_number_of_epochs(tmp_path):
@@ -318,7 +318,8 @@ def test_backend_option_takes_effect_before_keras_is_imported(tmp_path, images_n
 
 def test_the_cli_offers_the_schedules_the_library_has():
     # cli.py lists them itself: it must not import Keras before --backend.
-    from keras_vae import cli, schedules
+    from keras_vae import schedules
+    from keras_vae.app import cli
 
     assert cli.LEARNING_RATE_SCHEDULES == schedules.LEARNING_RATE_SCHEDULES
 
@@ -345,7 +346,7 @@ def test_lr_find_reads_the_model_of_a_runs_config(tmp_path, run):
 
 
 def test_a_conditional_count_model_trains_evaluates_samples_and_exports(tmp_path):
-    from keras_vae import synthetic
+    from keras_vae.datasets import synthetic
 
     counts = synthetic.bulk_rnaseq(num_samples=160, num_genes=40, num_cell_types=3, num_batches=2, median_library_size=2e3)
     path = tmp_path / "counts.npz"

@@ -7,8 +7,12 @@ import numpy as np
 import pytest
 
 from conftest import to_numpy
-from keras_vae import callbacks, diagnostics, hub, likelihoods, metrics, synthetic
+from keras_vae import callbacks, hub, likelihoods
+from keras_vae.evaluation import diagnostics
+from keras_vae.evaluation import metrics
+from keras_vae.datasets import synthetic
 from keras_vae.models import ConditionalVAE
+from keras_vae.ops import latent
 
 FEATURES = 8
 CONDITIONS = {"batch": 3, "dose": None}
@@ -104,7 +108,7 @@ def test_aggressive_training_and_the_diagnostics_callbacks_take_dict_inputs(tmp_
     ).history
     assert history["encoder_steps"][0] >= 2 and np.all(np.isfinite(history["val_mutual_info"]))
     assert len(latent.records) == 2 and (tmp_path / "latent_space_epoch_002.png").is_file()
-    statistics = diagnostics.latent_statistics(cvae, data)
+    statistics = latent.latent_statistics(cvae, data)
     assert len(statistics["kl_per_dim"]) == 2 and statistics["kl"] >= 0
 
 

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from keras_vae import data
+from keras_vae import datasets as data
 
 # Kept before the autouse fixture below replaces it, for the test of the check itself.
 _real_network_check = data._can_reach_tfds_servers

@@ -5,25 +5,28 @@ import numpy as np
 import pytest
 
 from conftest import INPUT_SHAPE, small_vae, to_numpy
-from keras_vae import diagnostics, likelihoods, metrics
+from keras_vae import likelihoods
+from keras_vae.evaluation import diagnostics
+from keras_vae.evaluation import metrics
 from keras_vae.models import VAE
+from keras_vae.ops import latent
 
 
 def test_posterior_equal_to_the_prior_has_no_kl_no_active_units_and_unit_variance():
     zeros = np.zeros((500, 4), "float32")
-    np.testing.assert_allclose(to_numpy(metrics.kl_per_dimension(zeros, zeros)), 0.0, atol=1e-7)
-    np.testing.assert_allclose(to_numpy(metrics.posterior_variance(zeros)), 1.0, rtol=1e-6)
-    assert int(to_numpy(metrics.active_units(zeros))) == 0
+    np.testing.assert_allclose(to_numpy(latent.kl_per_dimension(zeros, zeros)), 0.0, atol=1e-7)
+    np.testing.assert_allclose(to_numpy(latent.posterior_variance(zeros)), 1.0, rtol=1e-6)
+    assert int(to_numpy(latent.active_units(zeros))) == 0
 
 
 def test_an_encoder_that_copies_its_input_into_the_mean_has_every_dimension_active():
     x = np.random.default_rng(0).normal(size=(500, 5)).astype("float32")
-    assert int(to_numpy(metrics.active_units(x))) == 5
+    assert int(to_numpy(latent.active_units(x))) == 5
     half_active = x * np.array([1, 1, 1, 0.01, 0.0], "float32")
-    assert int(to_numpy(metrics.active_units(half_active))) == 3
+    assert int(to_numpy(latent.active_units(half_active))) == 3
     log_var = np.full((500, 5), math.log(0.25), "float32")
-    np.testing.assert_allclose(to_numpy(metrics.posterior_variance(log_var)), 0.25, rtol=1e-5)
-    kl = to_numpy(metrics.kl_per_dimension(x, log_var))
+    np.testing.assert_allclose(to_numpy(latent.posterior_variance(log_var)), 0.25, rtol=1e-5)
+    kl = to_numpy(latent.kl_per_dimension(x, log_var))
     expected = 0.5 * (x**2 + 0.25 - math.log(0.25) - 1).mean(0)
     np.testing.assert_allclose(kl, expected, rtol=1e-5)
 
@@ -84,7 +87,7 @@ def test_importance_weighted_nll_tightens_the_elbo(images):
 
 def test_latent_statistics_summarise_the_encoder(images):
     vae = small_vae(latent_dim=3)
-    stats = diagnostics.latent_statistics(vae, images[:300], batch_size=100)
+    stats = latent.latent_statistics(vae, images[:300], batch_size=100)
     assert len(stats["kl_per_dim"]) == len(stats["variance_per_dim"]) == len(stats["activity_per_dim"]) == 3
     np.testing.assert_allclose(stats["kl"], sum(stats["kl_per_dim"]), rtol=1e-5)
     assert 0 <= stats["active_units"] <= 3

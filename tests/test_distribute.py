@@ -146,7 +146,7 @@ def test_more_devices_than_there_are_is_one_line():
 def test_torch_is_refused_in_one_line(tmp_path):
     with pytest.raises(distribute.DistributeError, match="no distribution API for the torch backend"):
         distribute.data_parallel()
-    from keras_vae.cli import main
+    from keras_vae.app.cli import main
 
     result = CliRunner().invoke(main, ["train", "--distribute", "data-parallel", "--output", str(tmp_path / "run")])
     assert result.exit_code == 2
@@ -163,7 +163,7 @@ def test_the_train_command_runs_data_parallel_with_a_last_batch_that_does_not_sp
     np.savez(tmp_path / "images.npz", x_train=x[:192], x_test=x[192:])  # 173 training, 19 validation examples
     arguments = ["--dataset", str(tmp_path / "images.npz"), "--epochs", "2", "--batch-size", "32", "--latent-dim", "2",
                  "--distribute", "data-parallel", "--devices", "2", "--aggressive", "--free-bits", "0.1", "--quiet"]
-    code = "import sys; from keras_vae.cli import main; sys.argv[0] = 'keras-vae'; main()"
+    code = "import sys; from keras_vae.app.cli import main; sys.argv[0] = 'keras-vae'; main()"
     output = tmp_path / "run"
     result = _run_command([sys.executable, "-c", code, "train", *arguments, "--output", str(output)])
     if BACKEND == "jax":  # every batch is sharded: the last one must split too, which the command checks first

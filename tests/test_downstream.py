@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from keras_vae import downstream, synthetic
+from keras_vae.evaluation import downstream
+from keras_vae.datasets import synthetic
 
 
 def gaussian_blobs(num_examples=1000, dim=8, num_classes=4, separation=6.0, seed=0):

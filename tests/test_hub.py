@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from conftest import INPUT_SHAPE, prototype_images, small_vae, to_numpy
 from keras_vae import __version__, hub, likelihoods
-from keras_vae.cli import main
+from keras_vae.app.cli import main
 from keras_vae.models import VAE
 
 # Runs in a fresh process that cannot import keras_vae: what a user of the export has.
@@ -259,7 +259,7 @@ def test_an_export_failing_verification_or_interrupted_leaves_out_dir_as_it_was(
 
 
 def test_an_export_killed_midway_leaves_no_out_dir(run, tmp_path):
-    command = [sys.executable, "-m", "keras_vae.cli", "export", str(run), str(tmp_path / "export")]
+    command = [sys.executable, "-m", "keras_vae_cli", "export", str(run), str(tmp_path / "export")]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not [name for name in os.listdir(tmp_path) if name.startswith(".tmp-export-")]:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from conftest import to_numpy
-from keras_vae.losses import free_bits_kl, gaussian_kl
+from keras_vae.ops.kl import free_bits_kl, gaussian_kl
 
 
 def test_gaussian_kl_is_zero_at_the_prior_and_positive_elsewhere():

@@ -5,7 +5,8 @@ import numpy as np
 
 from conftest import INPUT_SHAPE, prototype_images, small_vae, to_numpy
 from keras_vae import likelihoods
-from keras_vae.metrics import importance_weighted_nll, mutual_information
+from keras_vae.evaluation.metrics import importance_weighted_nll
+from keras_vae.ops.latent import mutual_information
 from keras_vae.models import VAE
 
 

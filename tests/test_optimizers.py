@@ -2,7 +2,7 @@ import keras
 import numpy as np
 
 from conftest import small_vae, to_numpy
-from keras_vae.optimizers import EncoderDecoderOptimizer
+from keras_vae.trainers.optimizer import EncoderDecoderOptimizer
 
 
 def test_compile_gives_each_part_its_own_optimizer_state():

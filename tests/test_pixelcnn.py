@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_vae import architectures
-from keras_vae.architectures import GatedPixelCNNBlock, MaskedConv2D
+from keras_vae import networks
+from keras_vae.networks import GatedPixelCNNBlock, MaskedConv2D
 
 from conftest import to_numpy
 
@@ -15,7 +15,7 @@ LATENT_DIM = 3
 
 def small_decoder(shape=SHAPE, seed=0):
     keras.utils.set_random_seed(seed)
-    return architectures.pixelcnn_decoder(shape, LATENT_DIM, filters=8, num_blocks=3)
+    return networks.pixelcnn_decoder(shape, LATENT_DIM, filters=8, num_blocks=3)
 
 
 def random_inputs(batch=1, shape=SHAPE, seed=0):
@@ -149,7 +149,7 @@ def test_masks():
 )
 def test_bad_arguments_say_what_to_do(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        architectures.pixelcnn_decoder(latent_dim=LATENT_DIM, **kwargs)
+        networks.pixelcnn_decoder(latent_dim=LATENT_DIM, **kwargs)
 
 
 def test_bad_mask_types():

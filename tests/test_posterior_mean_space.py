@@ -5,7 +5,10 @@ import numpy as np
 import pytest
 from conftest import small_vae, to_numpy
 
-from keras_vae import AutoregressiveVAE, VAE, architectures, likelihoods, metrics, synthetic, text
+from keras_vae import AutoregressiveVAE, VAE, likelihoods, networks
+from keras_vae.evaluation import metrics
+from keras_vae.datasets import synthetic
+from keras_vae.datasets import text
 
 FEATURES = 8
 
@@ -46,7 +49,7 @@ def bernoulli_vae(kernel, bias):
     """A plain VAE whose decoder is one Dense layer from z to the features' logits, with these weights."""
     keras.utils.set_random_seed(0)
     decoder = keras.Sequential([keras.Input((1,)), keras.layers.Dense(FEATURES)])
-    vae = VAE(architectures.mlp_encoder((FEATURES,), 1, hidden_units=(4,)), decoder, likelihood="bernoulli", seed=0)
+    vae = VAE(networks.mlp_encoder((FEATURES,), 1, hidden_units=(4,)), decoder, likelihood="bernoulli", seed=0)
     vae.build((None, FEATURES))
     decoder.layers[-1].set_weights([kernel.reshape(1, FEATURES), bias])
     return vae
@@ -75,8 +78,8 @@ def test_model_posterior_mean_of_an_lstm_vae_matches_decoding_every_grid_value_a
     x = synthetic.latent_sequences(num_examples=examples, length=length, vocabulary_size=vocabulary_size, units=8, seed=0)["x"]
     keras.utils.set_random_seed(0)
     vae = AutoregressiveVAE(
-        architectures.lstm_encoder((length,), 1, vocabulary_size, embedding_dim=4, units=8),
-        architectures.lstm_decoder((length, vocabulary_size), 1, embedding_dim=4, units=8),
+        networks.lstm_encoder((length,), 1, vocabulary_size, embedding_dim=4, units=8),
+        networks.lstm_decoder((length, vocabulary_size), 1, embedding_dim=4, units=8),
         likelihood=likelihoods.Categorical(vocabulary_size),
         seed=0,
     )

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from keras_vae import data, synthetic
+from keras_vae import datasets as data
+from keras_vae.datasets import synthetic
 
 SMALL = dict(num_samples=600, num_genes=200, num_cell_types=4, num_batches=3, median_library_size=1e5)
 

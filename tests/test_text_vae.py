@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from conftest import to_numpy
 
-from keras_vae import AutoregressiveVAE, VAE, architectures, likelihoods, metrics, schedules, text
+from keras_vae import AutoregressiveVAE, VAE, likelihoods, networks, schedules
+from keras_vae.evaluation import metrics
+from keras_vae.datasets import text
 
 PTB_VALID = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "raw", "ptb", "ptb.valid.txt.gz")
 SENTENCES = [
@@ -36,8 +38,8 @@ def toy_ids(n=96, seed=0):
 def small_text_vae(vocabulary_size, latent_dim=4, word_dropout=0.0, seed=0):
     keras.utils.set_random_seed(seed)
     return AutoregressiveVAE(
-        architectures.lstm_encoder((LENGTH,), latent_dim, vocabulary_size, embedding_dim=8, units=16),
-        architectures.lstm_decoder((LENGTH, vocabulary_size), latent_dim, embedding_dim=8, units=16, word_dropout=word_dropout),
+        networks.lstm_encoder((LENGTH,), latent_dim, vocabulary_size, embedding_dim=8, units=16),
+        networks.lstm_decoder((LENGTH, vocabulary_size), latent_dim, embedding_dim=8, units=16, word_dropout=word_dropout),
         likelihood=likelihoods.Categorical(vocabulary_size),
         seed=seed,
     )
@@ -135,7 +137,7 @@ def test_initial_decoded_is_the_log_unigram_frequency():
 
 def test_lstm_decoder_position_depends_only_on_earlier_tokens():
     vocabulary_size = 12
-    decoder = architectures.lstm_decoder((LENGTH, vocabulary_size), 3, embedding_dim=8, units=16)
+    decoder = networks.lstm_decoder((LENGTH, vocabulary_size), 3, embedding_dim=8, units=16)
     rng = np.random.default_rng(0)
     z = rng.normal(size=(1, 3)).astype("float32")
     tokens = rng.integers(4, vocabulary_size, (1, LENGTH)).astype("float32")
@@ -152,23 +154,23 @@ def test_lstm_decoder_position_depends_only_on_earlier_tokens():
 
 
 def test_lstm_encoder_ignores_padding():
-    encoder = architectures.lstm_encoder((LENGTH,), 3, 12, embedding_dim=8, units=16)
+    encoder = networks.lstm_encoder((LENGTH,), 3, 12, embedding_dim=8, units=16)
     ids = np.array([[5, 6, 7, text.EOS] + [0] * (LENGTH - 4)], "float32")
-    wider = architectures.lstm_encoder((LENGTH + 3,), 3, 12, embedding_dim=8, units=16)
+    wider = networks.lstm_encoder((LENGTH + 3,), 3, 12, embedding_dim=8, units=16)
     wider.set_weights(encoder.get_weights())
     for a, b in zip(encoder(ids), wider(np.pad(ids, ((0, 0), (0, 3))))):
         np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-5, atol=1e-6)
 
 
 def test_word_dropout_replaces_words_in_training_only():
-    layer = architectures.WordDropout(0.5, seed=0)
+    layer = networks.WordDropout(0.5, seed=0)
     tokens = np.array([[text.BOS] + [7] * 200 + [0] * 20], "int32")
     dropped = to_numpy(layer(tokens, training=True))
     assert dropped[0, 0] == text.BOS and (dropped[0, 201:] == 0).all()
     assert set(np.unique(dropped[0, 1:201])) == {text.UNK, 7}
     assert 60 < (dropped[0, 1:201] == text.UNK).sum() < 140
     np.testing.assert_array_equal(to_numpy(layer(tokens)), tokens)
-    assert architectures.WordDropout.from_config(layer.get_config()).rate == 0.5
+    assert networks.WordDropout.from_config(layer.get_config()).rate == 0.5
 
 
 def test_builders_refuse_what_they_cannot_build():
@@ -179,7 +181,7 @@ def test_builders_refuse_what_they_cannot_build():
     with pytest.raises(ValueError, match="Categorical"):
         AutoregressiveVAE.from_input_shape((LENGTH,), architecture="lstm", likelihood="bernoulli")
     with pytest.raises(ValueError, match=r"\(length,\)"):
-        architectures.lstm_encoder((4, 4), 3, 10)
+        networks.lstm_encoder((4, 4), 3, 10)
 
 
 # The model -------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from conftest import INPUT_SHAPE, small_vae, to_numpy
-from keras_vae import architectures, likelihoods, schedules
+from keras_vae import likelihoods, networks, schedules
 from keras_vae.models import VAE
 
 LOGGED = ("loss", "reconstruction_loss", "kl_loss", "beta")
@@ -140,7 +140,7 @@ class TinyEncoder(keras.Model):
 
 
 def test_custom_encoder_and_conv_decoder_plug_in(images):
-    decoder = architectures.conv_decoder((8, 8, 1), latent_dim=2, filters=(8, 4), dense_units=16)
+    decoder = networks.conv_decoder((8, 8, 1), latent_dim=2, filters=(8, 4), dense_units=16)
     vae = VAE(TinyEncoder(2), decoder, latent_dim=2)
     vae.compile()
     x = np.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)))
@@ -173,7 +173,7 @@ def test_compile_rejects_what_a_vae_does_not_take():
 def test_encoder_that_breaks_the_contract_gets_a_clear_error():
     inputs = keras.Input(INPUT_SHAPE)
     encoder = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs)))
-    vae = VAE(encoder, architectures.mlp_decoder(INPUT_SHAPE, 3))
+    vae = VAE(encoder, networks.mlp_decoder(INPUT_SHAPE, 3))
     with pytest.raises(ValueError, match=r"\[z_mean, z_log_var\]"):
         vae.embed(np.zeros((1, *INPUT_SHAPE), "float32"))
 
@@ -194,7 +194,7 @@ def test_train_steps_are_compiled(images):
 
 
 def test_train_part_on_batch_works_on_a_fresh_model(images):
-    for vae in (small_vae(), VAE(TinyEncoder(2), architectures.mlp_decoder(INPUT_SHAPE, 2))):
+    for vae in (small_vae(), VAE(TinyEncoder(2), networks.mlp_decoder(INPUT_SHAPE, 2))):
         vae.compile()
         for part in ("decoder", "encoder", "joint"):
             result = vae.train_part_on_batch(images[:32], part)
@@ -241,7 +241,7 @@ def test_initialize_decoder_bias_starts_the_decoder_at_the_data_average(likeliho
 
 
 def test_initialize_decoder_bias_refuses_a_decoder_it_cannot_set():
-    encoder = architectures.mlp_encoder((4,), 2, hidden_units=(8,))
+    encoder = networks.mlp_encoder((4,), 2, hidden_units=(8,))
     z = keras.Input((2,))
     decoder = keras.Model(z, keras.layers.Activation("linear")(keras.layers.Dense(4)(z)))
     vae = VAE(encoder, decoder, likelihood="gaussian")

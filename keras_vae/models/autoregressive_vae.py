@@ -6,8 +6,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_vae import architectures, likelihoods
-from keras_vae.backend import compile_inference
+from keras_vae import likelihoods, names, networks
+from keras_vae.trainers import compile_inference
 from keras_vae.models.vae import VAE, _default_networks
 
 
@@ -24,8 +24,8 @@ class AutoregressiveVAE(VAE):
     The decoder contract: it takes `[z, x]` and returns the likelihood's
     parameters for every position of `x`, those of position i computed from
     `z` and from the positions before i only (row-major order for images).
-    `architectures.pixelcnn_decoder` (masked convolutions) and
-    `architectures.lstm_decoder` (the input shifted right by one) keep it.
+    `networks.pixelcnn_decoder` (masked convolutions) and
+    `networks.lstm_decoder` (the input shifted right by one) keep it.
 
     Generating takes one decoder pass per position (`generate`): `decode` and
     `reconstruct` return the most probable value at each step given the ones
@@ -61,9 +61,9 @@ class AutoregressiveVAE(VAE):
                 `likelihoods.Categorical` over the vocabulary). Defaults to `"pixelcnn"`.
             likelihood, seed, **kwargs: as for `VAE`.
         """
-        if architecture not in architectures.AUTOREGRESSIVE:
+        if architecture not in names.AUTOREGRESSIVE_ARCHITECTURES:
             raise ValueError(
-                f"AutoregressiveVAE builds the {' or '.join(architectures.AUTOREGRESSIVE)} architecture, not "
+                f"AutoregressiveVAE builds the {' or '.join(names.AUTOREGRESSIVE_ARCHITECTURES)} architecture, not "
                 f"{architecture!r}: use keras_vae.VAE for the others."
             )
         likelihood = likelihoods.get(likelihood)

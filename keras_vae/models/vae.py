@@ -7,13 +7,15 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_vae import architectures, likelihoods, schedules
-from keras_vae import training as loop
-from keras_vae.backend import VAETrainer, scale_loss_for_replicas
-from keras_vae.callbacks import AggressiveTrainingSwitch
-from keras_vae.data import numpy_batches
-from keras_vae.losses import free_bits_kl, gaussian_kl
-from keras_vae.optimizers import EncoderDecoderOptimizer
+from keras_vae import likelihoods, networks, schedules
+from keras_vae import names
+from keras_vae.trainers import VAETrainer, scale_loss_for_replicas
+from keras_vae.trainers.aggressive import AggressiveTrainingSwitch
+from keras_vae.datasets.batching import numpy_batches
+from keras_vae.ops.kl import free_bits_kl, gaussian_kl
+from keras_vae.trainers.optimizer import EncoderDecoderOptimizer
+from keras_vae.datasets import batching
+from keras_vae.trainers import aggressive
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -26,7 +28,7 @@ class VAE(VAETrainer, keras.Model):
     mean of `-log p(x|z) + β · KL(q(z|x) || N(0, I))`, where β follows a schedule
     and the KL term may be clamped per dimension (free bits). See `compile` for
     the training options, including He et al. (2019)'s aggressive encoder
-    updates; `keras_vae.architectures` for the encoder/decoder contract.
+    updates; `keras_vae.networks` for the encoder/decoder contract.
 
     Every epoch logs `loss`, `reconstruction_loss`, `kl_loss` (the true KL, also
     with free bits) and `beta`, and their `val_` versions.
@@ -81,7 +83,7 @@ class VAE(VAETrainer, keras.Model):
         self.epochs_without_mi_gain = self.add_weight(
             shape=(), dtype="int32", initializer="zeros", trainable=False, name="epochs_without_mi_gain"
         )
-        self.loss_terms_tracker = _MeanOfTerms((loop.RECONSTRUCTION_LOSS, loop.KL_LOSS, loop.BETA))
+        self.loss_terms_tracker = _MeanOfTerms((names.RECONSTRUCTION_LOSS, names.KL_LOSS, names.BETA))
         # Training options, replaced by `compile`.
         self.beta_schedule = schedules.Constant(1.0)
         self.free_bits = 0.0
@@ -107,7 +109,7 @@ class VAE(VAETrainer, keras.Model):
             architecture: `"mlp"` or `"conv"`. Defaults to `"mlp"`.
             likelihood, seed, **kwargs: as for `VAE`.
         """
-        if architecture in architectures.AUTOREGRESSIVE:
+        if architecture in names.AUTOREGRESSIVE_ARCHITECTURES:
             raise ValueError(f"The {architecture} decoder is autoregressive: use keras_vae.AutoregressiveVAE.from_input_shape.")
         likelihood = likelihoods.get(likelihood)
         encoder, decoder = _default_networks(input_shape, latent_dim, architecture, likelihood)
@@ -242,10 +244,10 @@ class VAE(VAETrainer, keras.Model):
         beta = self.beta_schedule(self.train_iterations)
         reconstruction_loss = ops.mean(reconstruction)
         return {
-            loop.LOSS: reconstruction_loss + beta * free_bits_kl(kl_per_dim, self.free_bits),
-            loop.RECONSTRUCTION_LOSS: reconstruction_loss,
-            loop.KL_LOSS: ops.mean(ops.sum(kl_per_dim, axis=-1)),
-            loop.BETA: beta,
+            names.LOSS: reconstruction_loss + beta * free_bits_kl(kl_per_dim, self.free_bits),
+            names.RECONSTRUCTION_LOSS: reconstruction_loss,
+            names.KL_LOSS: ops.mean(ops.sum(kl_per_dim, axis=-1)),
+            names.BETA: beta,
         }
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -265,7 +267,7 @@ class VAE(VAETrainer, keras.Model):
         self.loss_terms_tracker.update_state(terms, sample_weight=_batch_size(x))
         if training:
             self.train_iterations.assign_add(1)
-        return terms[loop.LOSS]
+        return terms[names.LOSS]
 
     def _step_loss(self, x, part):
         """The loss a gradient step on `part` differentiates (shared by all backends).
@@ -276,8 +278,8 @@ class VAE(VAETrainer, keras.Model):
         sums the devices' gradients scales it (`scale_loss_for_replicas`).
         """
         outputs = self(x, training=True)
-        if part == loop.ENCODER:
-            return self.loss_terms(x, outputs)[loop.LOSS]
+        if part == names.ENCODER:
+            return self.loss_terms(x, outputs)[names.LOSS]
         loss = self._objective(x, outputs, training=True)
         self._loss_tracker.update_state(loss, sample_weight=_batch_size(x))
         return loss
@@ -405,7 +407,7 @@ class VAE(VAETrainer, keras.Model):
                     "batches); a one-shot iterator or generator cannot be: pass arrays, a "
                     "tf.data.Dataset or a keras.utils.PyDataset."
                 )
-            self._encoder_batches = loop.random_batches(x, batch_size or 32)
+            self._encoder_batches = batching.random_batches(x, batch_size or 32)
             # First, so that CSVLogger, TensorBoard and checkpoints see its logs and its decision.
             callbacks.insert(
                 0,
@@ -441,8 +443,8 @@ class VAE(VAETrainer, keras.Model):
         Returns:
             The batch loss for an encoder step; the running metrics (a dict) otherwise.
         """
-        if part not in loop.PARTS:
-            raise ValueError(f"`part` must be one of {loop.PARTS}; got {part!r}.")
+        if part not in names.PARTS:
+            raise ValueError(f"`part` must be one of {names.PARTS}; got {part!r}.")
         if not self.built:
             self(x)
         if not self.optimizer.built:
@@ -466,19 +468,19 @@ class VAE(VAETrainer, keras.Model):
         `part`; in aggressive mode the encoder first runs its inner loop.
         """
         if not aggressive:
-            return run_step(loop.JOINT, data)
+            return run_step(names.JOINT, data)
         batches = self._encoder_batches
         if batches is None:  # e.g. train_on_batch: no training set to draw from
             batches = itertools.repeat(keras.utils.unpack_x_y_sample_weight(data)[0])
-        steps = loop.run_inner_encoder_steps(
-            lambda batch: run_step(loop.ENCODER, batch),
+        steps = aggressive.run_inner_encoder_steps(
+            lambda batch: run_step(names.ENCODER, batch),
             batches,
             self.max_inner_steps,
             self.inner_check_every,
         )
         if self._encoder_batches is not None:  # inside fit, whose switch reads and clears them
             self._inner_step_counts.append(steps)
-        return run_step(loop.DECODER, data)
+        return run_step(names.DECODER, data)
 
     def _is_encoder_variable(self, variable):
         if self._encoder_variable_ids is None and self.encoder.built:
@@ -490,7 +492,7 @@ class VAE(VAETrainer, keras.Model):
         return [
             i
             for i, variable in enumerate(self.trainable_variables)
-            if part == loop.JOINT or (part == loop.ENCODER) == self._is_encoder_variable(variable)
+            if part == names.JOINT or (part == names.ENCODER) == self._is_encoder_variable(variable)
         ]
 
     def _trainable_variables_of(self, part):
@@ -542,13 +544,13 @@ class _MeanOfTerms(keras.metrics.Metric):
 
 def _default_networks(input_shape, latent_dim, architecture, likelihood, encoder_condition_dim=0, decoder_condition_dim=0):
     """The default encoder and decoder for this data and likelihood."""
-    if architecture not in architectures.ARCHITECTURES:
+    if architecture not in networks.ARCHITECTURES:
         raise ValueError(
             f"Unknown architecture {architecture!r}: use one of "
-            f"{sorted(architectures.ARCHITECTURES)}, or build your own encoder and decoder."
+            f"{sorted(networks.ARCHITECTURES)}, or build your own encoder and decoder."
         )
     per_feature = getattr(likelihood, "parameters_per_feature", 1)
-    build_encoder, build_decoder = architectures.ARCHITECTURES[architecture]
+    build_encoder, build_decoder = networks.ARCHITECTURES[architecture]
     if architecture == "lstm":
         if not isinstance(likelihood, likelihoods.Categorical):
             raise ValueError("The lstm architecture models words: use likelihood=keras_vae.likelihoods.Categorical(vocabulary_size).")

@@ -26,9 +26,11 @@ import zipfile
 
 import keras
 
-from keras_vae import architectures, callbacks, diagnostics, plotting, schedules, training
+from keras_vae import callbacks, names, networks, plotting, schedules
+from keras_vae.evaluation import diagnostics
 from keras_vae.files import atomic_path, write_json
 from keras_vae.version import __version__
+from keras_vae.ops import latent
 
 CONFIG = "config.json"
 MODEL = "model.keras"
@@ -42,7 +44,6 @@ EVALUATION = "evaluation.json"
 LATENT_RECORDS = "latent_dynamics.json"
 VOCABULARY = "vocabulary.json"
 
-OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW"}
 PROBE_SIZE = 2000
 
 
@@ -89,13 +90,13 @@ def optimizer(config, total_steps, steps_in_epoch):
         options["global_clipnorm"] = config["clip_norm"]
     if config.get("clip_value") is not None:
         options["clipvalue"] = config["clip_value"]
-    return getattr(keras.optimizers, OPTIMIZERS[config["optimizer"]])(learning_rate=learning_rate, **options)
+    return getattr(keras.optimizers, names.OPTIMIZERS[config["optimizer"]])(learning_rate=learning_rate, **options)
 
 
 def new_vae(config, input_shape, conditions=None, vocabulary=None):
     """The uncompiled `VAE` the model options describe: a `ConditionalVAE` given `conditions`,
     an `AutoregressiveVAE` for the pixelcnn and lstm architectures (the latter over `vocabulary`)."""
-    from keras_vae import architectures, likelihoods
+    from keras_vae import likelihoods, networks
     from keras_vae.models import AutoregressiveVAE, ConditionalVAE, VAE
 
     likelihood = config["likelihood"]
@@ -103,10 +104,10 @@ def new_vae(config, input_shape, conditions=None, vocabulary=None):
         likelihood = likelihoods.Categorical(len(vocabulary))
     options = dict(latent_dim=config["latent_dim"], architecture=config["architecture"], likelihood=likelihood, seed=config["seed"])
     if conditions:
-        if config["architecture"] in architectures.AUTOREGRESSIVE:
+        if config["architecture"] in names.AUTOREGRESSIVE_ARCHITECTURES:
             raise ValueError(f"The {config['architecture']} decoder takes no condition: drop the conditions, or use --architecture mlp.")
         return ConditionalVAE.from_input_shape(input_shape, conditions, **options)
-    if config["architecture"] in architectures.AUTOREGRESSIVE:
+    if config["architecture"] in names.AUTOREGRESSIVE_ARCHITECTURES:
         return AutoregressiveVAE.from_input_shape(input_shape, **options)
     return VAE.from_input_shape(input_shape, **options)
 
@@ -187,7 +188,7 @@ def train(vae, config, run_dir, datasets, initial_epoch=0, history=None, latent_
     latent = callbacks.LatentDynamics(probe_x, diagnostics_dir, batch_size=config["batch_size"])
     latent.records = list(latent_records or [])
     watchers = [callbacks.StopOnNonFiniteLoss(), latent, callbacks.CollapseMonitor(probe_x, batch_size=config["batch_size"])]
-    autoregressive = config["architecture"] in architectures.AUTOREGRESSIVE
+    autoregressive = config["architecture"] in names.AUTOREGRESSIVE_ARCHITECTURES
     if is_image(datasets.input_shape):
         # An autoregressive decoder takes one pass per pixel to decode: no decoded grids every epoch.
         watchers.append(callbacks.LatentSpacePlot(probe_x, probe_labels, diagnostics_dir, grid_size=0 if autoregressive else 15))
@@ -226,22 +227,22 @@ def finish(vae, config, run_dir, datasets, seconds, history, latent_records):
         vae.save(temporary)
     test = vae.evaluate(datasets.test, verbose=0, return_dict=True)
     probe_x, _ = datasets.probe(PROBE_SIZE)
-    latent = diagnostics.latent_statistics(vae, probe_x, config["batch_size"], seed=config["seed"])
+    latent = latent.latent_statistics(vae, probe_x, config["batch_size"], seed=config["seed"])
     plotting.plot_training_curves(history, os.path.join(run_dir, CURVES), latent_records=latent_records)
     diagnosis = None
-    if len(history.get(training.LOSS, [])) >= 2:
+    if len(history.get(names.LOSS, [])) >= 2:
         diagnosis = diagnostics.diagnose(history, config["latent_dim"], latent_curves=latent_records)
         with atomic_path(os.path.join(run_dir, DIAGNOSIS)) as temporary, open(temporary, "w") as file:
             file.write(str(diagnosis) + "\n")
     summary = {
         "test": {
-            "negative_elbo": float(test[training.RECONSTRUCTION_LOSS] + test[training.KL_LOSS]),
-            "reconstruction_loss": float(test[training.RECONSTRUCTION_LOSS]),
-            "kl_loss": float(test[training.KL_LOSS]),
+            "negative_elbo": float(test[names.RECONSTRUCTION_LOSS] + test[names.KL_LOSS]),
+            "reconstruction_loss": float(test[names.RECONSTRUCTION_LOSS]),
+            "kl_loss": float(test[names.KL_LOSS]),
             "active_units": int(latent["active_units"]),
             "mutual_info": float(latent["mutual_info"]),
         },
-        "epochs": len(history.get(training.LOSS, [])),
+        "epochs": len(history.get(names.LOSS, [])),
         "train_seconds": seconds,
         "healthy": None if diagnosis is None else diagnosis.healthy,
         "backend": keras.backend.backend(),

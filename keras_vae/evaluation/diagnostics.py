@@ -12,8 +12,7 @@ import dataclasses
 import keras
 import numpy as np
 
-from keras_vae import metrics
-from keras_vae.data import numpy_batches
+from keras_vae.ops.latent import latent_statistics
 
 # Mean KL per latent dimension, in nats, that reads as healthy: near 0 the code
 # is unused (posterior collapse); far above, the posterior is far from the prior.
@@ -24,54 +23,6 @@ REMEDIES = (
     "cyclical annealing (beta=keras_vae.schedules.Cyclical(total_steps)); free bits "
     "(compile(free_bits=0.1)); aggressive encoder training (compile(aggressive=True)); a weaker decoder"
 )
-
-
-def _numpy(value):
-    return np.asarray(keras.ops.convert_to_numpy(value))
-
-
-def encode_data(vae, data, batch_size=128):
-    """Posterior means and log-variances of every example: two arrays `(examples, latent_dim)`."""
-    means, log_vars = [], []
-    for x in numpy_batches(data, batch_size):
-        z_mean, z_log_var = vae.encode(x)
-        means.append(_numpy(z_mean))
-        log_vars.append(_numpy(z_log_var))
-    if not means:
-        raise ValueError("The data yielded no batch to encode.")
-    return np.concatenate(means), np.concatenate(log_vars)
-
-
-def latent_statistics(vae, data, batch_size=128, seed=None):
-    """The encoder's state on `data`, as plain Python numbers and lists.
-
-    Returns:
-        A dict: `kl` (mean KL, nats), `kl_per_dim`, `variance_per_dim` (mean σ²),
-        `activity_per_dim` and `active_units` (Burda et al.), and `mutual_info`
-        (He et al.'s estimator averaged over minibatches of `batch_size`, so it
-        is bounded by log(batch_size)).
-
-    `seed` (int or `keras.random.SeedGenerator`) drives the draws of z of the
-    MI estimate; by default a fixed one, so estimates on the same data compare.
-    """
-    z_mean, z_log_var = encode_data(vae, data, batch_size)
-    # Its own random numbers: watching a run must not change the draws it trains on.
-    seed = keras.random.SeedGenerator(0) if seed is None else seed
-    total, count = 0.0, 0
-    for start in range(0, len(z_mean), batch_size):
-        stop = min(start + batch_size, len(z_mean))
-        estimate = metrics.mutual_information(z_mean[start:stop], z_log_var[start:stop], seed=seed)
-        total += float(_numpy(estimate)) * (stop - start)
-        count += stop - start
-    kl_per_dim = _numpy(metrics.kl_per_dimension(z_mean, z_log_var))
-    return {
-        "kl": float(kl_per_dim.sum()),
-        "kl_per_dim": kl_per_dim.tolist(),
-        "variance_per_dim": _numpy(metrics.posterior_variance(z_log_var)).tolist(),
-        "activity_per_dim": _numpy(metrics.latent_activity(z_mean)).tolist(),
-        "active_units": int(_numpy(metrics.active_units(z_mean))),
-        "mutual_info": total / count,
-    }
 
 
 def read_history_csv(path):

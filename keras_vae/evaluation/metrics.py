@@ -7,84 +7,8 @@ import numpy as np
 from keras import ops
 
 from keras_vae import likelihoods
-from keras_vae.backend import compile_inference
-from keras_vae.data import numpy_batches
-from keras_vae.losses import gaussian_kl
-
-
-def mutual_information(z_mean, z_log_var, seed=None):
-    """He et al. (2019)'s minibatch estimate of I(x; z) under q(z|x).
-
-    `I = E_x E_q(z|x)[log q(z|x)] - E_q(z)[log q(z)]`, where the aggregate
-    posterior q(z) is approximated by the mixture of the batch's posteriors, with
-    one z drawn from each posterior. Because q(z) is a mixture of `batch`
-    components, the estimate is bounded above by `log(batch)` (up to the noise
-    of the single draw of z per example): compare values computed with the same
-    batch size.
-
-    Args:
-        z_mean: tensor `(batch, latent_dim)`, the posterior means.
-        z_log_var: tensor `(batch, latent_dim)`, the posterior log-variances.
-        seed: a `keras.random.SeedGenerator` or int for the draws of z.
-
-    Returns:
-        A scalar tensor, in nats.
-    """
-    z_mean = ops.convert_to_tensor(z_mean)
-    z_log_var = ops.convert_to_tensor(z_log_var)
-    latent_dim = z_mean.shape[-1]
-    log_2pi = math.log(2.0 * math.pi)
-    # E_q(z|x)[log q(z|x)] = -H[q(z|x)], in closed form for a diagonal Gaussian.
-    neg_entropy = ops.mean(
-        -0.5 * latent_dim * log_2pi - 0.5 * ops.sum(1.0 + z_log_var, axis=-1)
-    )
-    epsilon = keras.random.normal(ops.shape(z_mean), dtype=z_mean.dtype, seed=seed)
-    z = z_mean + ops.exp(0.5 * z_log_var) * epsilon
-    # log q(z_i | x_j) for every pair: shape (z_batch, x_batch).
-    # Standardized by exp(-log_var / 2), not divided by exp(log_var): a very sure
-    # encoder's variance underflows to 0 in float32 (log_var < -88), and 0/0 is NaN.
-    standardized = (ops.expand_dims(z, 1) - ops.expand_dims(z_mean, 0)) * ops.expand_dims(ops.exp(-0.5 * z_log_var), 0)
-    log_density = -0.5 * ops.sum(ops.square(standardized), axis=-1) - 0.5 * (
-        latent_dim * log_2pi + ops.expand_dims(ops.sum(z_log_var, -1), 0)
-    )
-    batch = ops.cast(ops.shape(z_mean)[0], z_mean.dtype)
-    log_qz = ops.logsumexp(log_density, axis=1) - ops.log(batch)
-    return neg_entropy - ops.mean(log_qz)
-
-
-def kl_per_dimension(z_mean, z_log_var):
-    """Batch-mean KL(q(z_j|x) || N(0, 1)) of each latent dimension j, in nats.
-
-    Returns:
-        A tensor `(latent_dim,)`; its sum is the mean KL of the batch.
-    """
-    return ops.mean(gaussian_kl(z_mean, z_log_var), axis=0)
-
-
-def posterior_variance(z_log_var):
-    """Mean encoder variance σ² of each latent dimension over the batch: `(latent_dim,)`."""
-    return ops.mean(ops.exp(ops.convert_to_tensor(z_log_var)), axis=0)
-
-
-def latent_activity(z_mean):
-    """Variance across the data of each dimension's posterior mean: `(latent_dim,)`.
-
-    Burda et al. (2016)'s activity statistic `Cov_x(E_q(z|x)[z_j])`.
-    """
-    return ops.var(ops.convert_to_tensor(z_mean), axis=0)
-
-
-def active_units(z_mean, threshold=0.01):
-    """How many latent dimensions are active: activity above `threshold` (Burda et al., 2016).
-
-    Args:
-        z_mean: tensor `(examples, latent_dim)`, posterior means over a data set.
-        threshold: float. Defaults to `0.01`.
-
-    Returns:
-        An int32 scalar tensor.
-    """
-    return ops.sum(ops.cast(latent_activity(z_mean) > threshold, "int32"))
+from keras_vae.trainers import compile_inference
+from keras_vae.datasets.batching import numpy_batches
 
 
 # Decoded examples per compiled chunk of importance samples. On a 2-core CPU
@@ -115,7 +39,7 @@ def importance_weighted_nll(vae, x, num_samples=5000, chunk_size=None, seed=None
     Args:
         vae: a `keras_vae.VAE`.
         x: the inputs: an array `(examples, ...)`, or anything
-            `keras_vae.data.numpy_batches` reads (a tf.data.Dataset, a
+            `keras_vae.datasets.numpy_batches` reads (a tf.data.Dataset, a
             PyDataset, `(x, y)`; labels are ignored).
         num_samples: int K. Defaults to `5000`.
         chunk_size: samples per example in one chunk; by default
@@ -261,7 +185,7 @@ def model_posterior_mean(vae, x, grid=None):
     Args:
         vae: a `keras_vae.VAE` (an `AutoregressiveVAE` too) with `latent_dim == 1`.
         x: the inputs: an array `(examples, ...)`, or anything
-            `keras_vae.data.numpy_batches` reads (labels are ignored).
+            `keras_vae.datasets.numpy_batches` reads (labels are ignored).
         grid: 1-D evenly spaced values of z. Defaults to
             `np.linspace(-4, 4, 161)` (steps of 0.05 over ±4 prior standard deviations).
 

@@ -10,10 +10,10 @@ import json
 
 import numpy as np
 
+from keras_vae.names import BOS, EOS, PAD, SPECIAL_TOKENS, UNK  # noqa: F401  (the vocabulary's reserved ids)
+
 from keras_vae.files import atomic_path
 
-PAD, UNK, BOS, EOS = 0, 1, 2, 3
-SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")
 TEXT_EXTENSIONS = (".txt", ".txt.gz")
 
 

@@ -7,7 +7,7 @@ import dataclasses
 
 import numpy as np
 
-from keras_vae import text
+from keras_vae.datasets import text
 
 # Log-scale spread of the genes' baseline abundance: a standard deviation of 1.5
 # nats puts the most and least expressed of 1000 genes about four orders of
@@ -155,8 +155,8 @@ def bulk_rnaseq(
 
     Example:
     ```python
-    data = keras_vae.synthetic.bulk_rnaseq(seed=0)
-    np.savez("bulk.npz", **keras_vae.synthetic.to_arrays(data))
+    data = keras_vae.datasets.synthetic.bulk_rnaseq(seed=0)
+    np.savez("bulk.npz", **keras_vae.datasets.synthetic.to_arrays(data))
     # keras-vae train --dataset bulk.npz ...
     ```
     """
@@ -235,11 +235,11 @@ def to_arrays(data, test_fraction=0.2, seed=0):
     """A seeded train/test split of `data` in the layout of keras-vae's .npz files.
 
     `np.savez(path, **to_arrays(data))` writes a file that
-    `keras-vae train --dataset path` (and `keras_vae.data.load`) reads: counts
+    `keras-vae train --dataset path` (and `keras_vae.datasets.load`) reads: counts
     as float32 `x_train`/`x_test`, cell types as labels `y_train`/`y_test`
     and again as the condition `cell_type_train`/`cell_type_test`, and the
     batches as the condition `batch_train`/`batch_test`, for batch-conditioned
-    models and `keras_vae.downstream`.
+    models and `keras_vae.evaluation.downstream`.
 
     Args:
         data: a `SyntheticRNASeq`.
@@ -316,7 +316,7 @@ def latent_sequences(num_examples=5000, length=10, vocabulary_size=20, units=32,
     weights (a tanh RNN of `units` units, NumPy only) reads z at every step
     and the token before (`<bos>` first), and each token is drawn from the
     softmax of its logits. The words are the ids from
-    `len(keras_vae.text.SPECIAL_TOKENS)` (4) to `vocabulary_size - 1`: no
+    `len(keras_vae.datasets.text.SPECIAL_TOKENS)` (4) to `vocabulary_size - 1`: no
     `<pad>`, `<unk>`, `<bos>` or `<eos>`, and every sequence has `length`
     tokens. A VAE with a one-dimensional latent code can recover z, and its
     true posterior is known to be informative: data for studying posterior
@@ -337,7 +337,7 @@ def latent_sequences(num_examples=5000, length=10, vocabulary_size=20, units=32,
 
     Example:
     ```python
-    data = keras_vae.synthetic.latent_sequences(seed=0)
+    data = keras_vae.datasets.synthetic.latent_sequences(seed=0)
     vae = keras_vae.AutoregressiveVAE.from_input_shape(
         (10,), latent_dim=1, architecture="lstm", likelihood=keras_vae.likelihoods.Categorical(20)
     )

@@ -24,16 +24,14 @@ import traceback
 import click
 from click.core import ParameterSource
 
+from keras_vae import names
+from keras_vae.names import BACKENDS, BETA_SCHEDULES, COUNT_LIKELIHOODS, LEARNING_RATE_SCHEDULES, LIKELIHOODS
 from keras_vae.version import __version__
+from keras_vae.ops import latent
 
 # TensorFlow's C++ INFO lines (CUDA probing, XLA) would bury the progress bar.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-BACKENDS = ("tensorflow", "jax", "torch")
-LEARNING_RATE_SCHEDULES = ("constant", "cosine", "triangular", "one-cycle")
-BETA_SCHEDULES = ("constant", "linear", "cosine", "cyclical")
-LIKELIHOODS = ("bernoulli", "gaussian", "poisson", "nb", "zinb", "categorical")
-COUNT_LIKELIHOODS = ("poisson", "nb", "zinb")
 
 
 class BadInput(click.ClickException):
@@ -68,7 +66,7 @@ class _Group(click.Group):
 def _bad_input_types():
     # Looked up lazily: importing these modules imports Keras.
     found = []
-    for module, name in (("keras_vae.data", "DataError"), ("keras_vae.runs", "RunError")):
+    for module, name in (("keras_vae.datasets", "DataError"), ("keras_vae.app.runs", "RunError")):
         if module in sys.modules:
             found.append(getattr(sys.modules[module], name))
     return tuple(found)
@@ -224,7 +222,7 @@ DATA_OPTIONS = _options(
 MODEL_OPTIONS = _options(
     click.option(
         "--architecture",
-        type=click.Choice(["mlp", "conv", "pixelcnn", "lstm"]),
+        type=click.Choice(names.ARCHITECTURES),
         default="mlp",
         show_default=True,
         help="Networks; pixelcnn and lstm decoders are autoregressive (lstm is the default for text).",
@@ -240,7 +238,7 @@ MODEL_OPTIONS = _options(
     ),
 )
 OPTIMIZER_OPTIONS = _options(
-    click.option("--optimizer", type=click.Choice(["adam", "adamw"]), default="adam", show_default=True),
+    click.option("--optimizer", type=click.Choice(tuple(names.OPTIMIZERS)), default="adam", show_default=True),
     click.option("--weight-decay", type=click.FloatRange(min=0), default=None, help="Decoupled weight decay [default: the optimizer's]."),
     click.option("--clip-norm", type=click.FloatRange(min=0, min_open=True), default=None, help="Clip each part's gradients to this global L2 norm."),
     click.option("--clip-value", type=click.FloatRange(min=0, min_open=True), default=None, help="Clip each gradient element to ±this."),
@@ -352,7 +350,8 @@ def _check_even_batches(datasets, batch_size, replicas):
 def _train(options, config, run_dir, engine, verbosity):
     import keras
 
-    from keras_vae import callbacks, data, distribute, runs
+    from keras_vae import callbacks, datasets as data, distribute
+    from keras_vae.app import runs
 
     config["backend"] = keras.backend.backend()
     datasets = _load_data(data, config)
@@ -560,12 +559,15 @@ def _print_summary(run_dir, config, summary, diagnosis, verbosity):
 def evaluate(run_dir, split, num_samples, max_examples, seed, output, backend, quiet, verbose):
     """Test-split negative ELBO, importance-weighted NLL, I(x; z) and active units of a run."""
     config = _saved_config(run_dir)
-    _select_backend(backend or config.get("backend"))
+    _select_backend(backend)
 
     import keras
     import numpy as np
 
-    from keras_vae import data, diagnostics, metrics, runs
+    from keras_vae import datasets as data
+    from keras_vae.evaluation import diagnostics
+    from keras_vae.evaluation import metrics
+    from keras_vae.app import runs
     from keras_vae.files import write_json
 
     if split and os.path.exists(config["dataset"]):
@@ -577,7 +579,7 @@ def evaluate(run_dir, split, num_samples, max_examples, seed, output, backend, q
     batch = config["batch_size"]
     start = time.perf_counter()
     elbo = vae.evaluate(x, batch_size=batch, verbose=0, return_dict=True)
-    latent = diagnostics.latent_statistics(vae, x, batch, seed=seed)
+    latent = latent.latent_statistics(vae, x, batch, seed=seed)
     nll = keras.ops.convert_to_numpy(metrics.importance_weighted_nll(vae, x, num_samples, seed=seed, verbose=not quiet))
     seconds = time.perf_counter() - start
     result = {
@@ -596,7 +598,7 @@ def evaluate(run_dir, split, num_samples, max_examples, seed, output, backend, q
         "seconds": seconds,
     }
     if datasets.vocabulary is not None:
-        from keras_vae import text
+        from keras_vae.datasets import text
 
         result["perplexity"] = text.perplexity(nll, x)
     path = output or os.path.join(run_dir, runs.EVALUATION)
@@ -633,12 +635,13 @@ def evaluate(run_dir, split, num_samples, max_examples, seed, output, backend, q
 def sample(run_dir, num_samples, file_format, interpolate, steps, output_dir, seed, backend, quiet, verbose):
     """Samples from the prior, reconstructions, and a latent interpolation between two inputs."""
     config = _saved_config(run_dir)
-    _select_backend(backend or config.get("backend"))
+    _select_backend(backend)
 
     import keras
     import numpy as np
 
-    from keras_vae import data, plotting, runs
+    from keras_vae import datasets as data, plotting
+    from keras_vae.app import runs
     from keras_vae.files import atomic_path
 
     vae, which = runs.load_model(run_dir)
@@ -700,9 +703,10 @@ def sample(run_dir, num_samples, file_format, interpolate, steps, output_dir, se
 def diagnose(run_dir, backend, quiet, verbose):
     """The diagnosis report of a run, from its history and latent dynamics."""
     config = _saved_config(run_dir)
-    _select_backend(backend or config.get("backend"))
+    _select_backend(backend)
 
-    from keras_vae import diagnostics, runs
+    from keras_vae.evaluation import diagnostics
+    from keras_vae.app import runs
 
     history_path = os.path.join(run_dir, runs.HISTORY)
     if not os.path.isfile(history_path):
@@ -740,11 +744,12 @@ def export(run_dir, out_dir, overwrite, backend, quiet, verbose):
             raise BadInput(f"{out_dir} exists: choose another OUT_DIR, or pass --overwrite to replace an earlier export.")
         if not os.path.isfile(os.path.join(out_dir, "saved_model.pb")):
             raise BadInput(f"--overwrite replaces exports only, and {out_dir} is not one (no saved_model.pb): choose another OUT_DIR.")
-    _select_backend(backend or config.get("backend"))
+    _select_backend(backend)
 
-    from keras_vae import architectures, hub, runs
+    from keras_vae import hub, networks
+    from keras_vae.app import runs
 
-    if config.get("architecture") in architectures.AUTOREGRESSIVE:
+    if config.get("architecture") in names.AUTOREGRESSIVE_ARCHITECTURES:
         raise BadInput(
             f"{run_dir} has an autoregressive {config['architecture']} decoder, which decodes one position per call and has "
             f"no export yet: load {os.path.join(run_dir, runs.MODEL)} with keras.saving.load_model instead."
@@ -781,7 +786,8 @@ def lr_find(**options):
         raise BadInput("--clip-norm and --clip-value both clip the gradients: pass one of them.")
     _select_backend(options["backend"])
 
-    from keras_vae import data, lr_finder, plotting, runs
+    from keras_vae import datasets as data, lr_finder, plotting
+    from keras_vae.app import runs
     from keras_vae.files import write_json
 
     config = {**options, "lr_schedule": "constant", "learning_rate": options["min_lr"]}
@@ -814,5 +820,3 @@ def lr_find(**options):
         f"or --lr-schedule constant --learning-rate {result.max_learning_rate / 3:.2g}"
     )
 
-if __name__ == "__main__":
-    main()

@@ -26,7 +26,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from keras_vae import text
+from keras_vae import names
 
 INPUT_TRANSFORMS = (None, "log1p")
 
@@ -126,7 +126,7 @@ def conv_decoder(output_shape, latent_dim, filters=(64, 32), dense_units=256, co
     return keras.Model(inputs, outputs, name=name)
 
 
-# Text: sentences as token ids (keras_vae.text), an LSTM each way -------------------------
+# Text: sentences as token ids (keras_vae.datasets.text), an LSTM each way -------------------------
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -165,9 +165,9 @@ class WordDropout(layers.Layer):
         if not training or not self.rate:
             return tokens
         dropped = keras.random.uniform(ops.shape(tokens), seed=self.seed_generator) < self.rate
-        dropped = ops.logical_and(dropped, tokens != text.PAD)
-        dropped = ops.logical_and(dropped, tokens != text.BOS)
-        return ops.where(dropped, ops.full_like(tokens, text.UNK), tokens)
+        dropped = ops.logical_and(dropped, tokens != names.PAD)
+        dropped = ops.logical_and(dropped, tokens != names.BOS)
+        return ops.where(dropped, ops.full_like(tokens, names.UNK), tokens)
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
@@ -179,7 +179,7 @@ def lstm_encoder(
     """An LSTM over a sentence's embedded tokens (padding masked); its last state gives the mean and log-variance.
 
     Args:
-        input_shape: `(length,)`, token ids padded with `keras_vae.text.PAD`.
+        input_shape: `(length,)`, token ids padded with `keras_vae.datasets.text.PAD`.
         vocabulary_size: int, the number of token ids.
     """
     if len(tuple(input_shape)) != 1:
@@ -216,7 +216,7 @@ def lstm_decoder(
     length, vocabulary_size = output_shape
     z = keras.Input(shape=(latent_dim,), name="z")
     tokens = keras.Input(shape=(length,), name="x")
-    previous = ShiftRight(text.BOS)(tokens)
+    previous = ShiftRight(names.BOS)(tokens)
     if word_dropout:
         previous = WordDropout(word_dropout)(previous)
     embedded = layers.Embedding(vocabulary_size, embedding_dim)(previous)
@@ -416,5 +416,3 @@ ARCHITECTURES = {
     "lstm": (lstm_encoder, lstm_decoder),
     "pixelcnn": (conv_encoder, pixelcnn_decoder),
 }
-# Decoders that read x too (inputs [z, x]): for keras_vae.AutoregressiveVAE.
-AUTOREGRESSIVE = ("pixelcnn", "lstm")

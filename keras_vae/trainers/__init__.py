@@ -13,11 +13,11 @@ import keras
 
 _BACKEND = keras.backend.backend()
 if _BACKEND == "tensorflow":
-    from keras_vae.backend.tensorflow import VAETrainer, compile_inference, scale_loss_for_replicas
+    from keras_vae.trainers.tensorflow import VAETrainer, compile_inference, scale_loss_for_replicas
 elif _BACKEND == "jax":
-    from keras_vae.backend.jax import VAETrainer, compile_inference, scale_loss_for_replicas
+    from keras_vae.trainers.jax import VAETrainer, compile_inference, scale_loss_for_replicas
 elif _BACKEND == "torch":
-    from keras_vae.backend.torch import VAETrainer, compile_inference, scale_loss_for_replicas
+    from keras_vae.trainers.torch import VAETrainer, compile_inference, scale_loss_for_replicas
 else:
     raise ImportError(
         f"keras-vae trains on the tensorflow, jax and torch backends, not "

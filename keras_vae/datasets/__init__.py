@@ -17,11 +17,13 @@ import warnings
 import keras
 import numpy as np
 
-BINARIZATIONS = ("dynamic", "fixed")
+from keras_vae.datasets.batching import numpy_batches
+
+from keras_vae.names import BINARIZATIONS
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # what Keras's image loader reads
 ARRAY_EXTENSIONS = (".npy", ".npz")
 TABLE_EXTENSIONS = (".csv", ".h5ad")
-# `keras_vae.synthetic.bulk_rnaseq` with its defaults (seed 0), as a named dataset.
+# `keras_vae.datasets.synthetic.bulk_rnaseq` with its defaults (seed 0), as a named dataset.
 SYNTHETIC_RNASEQ = "synthetic-rnaseq"
 # Table columns read as class labels (for plots and downstream accuracy), first found.
 LABEL_COLUMNS = ("label", "cell_type")
@@ -65,7 +67,7 @@ class Datasets:
             was not rescaled): data for the count likelihoods.
         conditions: `{name: number of categories, or None if continuous}`
             of the conditions asked for, in order; `{}` without.
-        vocabulary: `keras_vae.text.Vocabulary` of a text source (its
+        vocabulary: `keras_vae.datasets.text.Vocabulary` of a text source (its
             examples are token ids), else `None`.
     """
 
@@ -152,11 +154,11 @@ def load(
       `pip install "keras-vae[anndata]"`): `X` the features, `obs` columns
       the labels and conditions. As for arrays, validation is a seeded random
       part and the test set is the validation set.
-    - `"synthetic-rnaseq"`: `keras_vae.synthetic.bulk_rnaseq()` (seed 0)
+    - `"synthetic-rnaseq"`: `keras_vae.datasets.synthetic.bulk_rnaseq()` (seed 0)
       with its train/test split; conditions `batch` and `cell_type`.
     - A text file of sentences, one per line (`.txt`, or gzipped `.txt.gz`),
       for the LSTM VAE: the vocabulary is every word of it (see
-      `keras_vae.text`) and each example the int32 token ids of a sentence,
+      `keras_vae.datasets.text`) and each example the int32 token ids of a sentence,
       padded to the longest sentence of all splits. A file whose name holds
       `train` (Penn Treebank's `ptb.train.txt`) takes its test and validation
       sentences from the files named with `test` and `valid` instead, where
@@ -260,25 +262,6 @@ def image_dataset(name, split, batch_size=128, shuffle=False, seed=None, data_di
     return _batches(examples, batch_size), tuple(builder.info.features["image"].shape)
 
 
-def numpy_batches(data, batch_size=128, shuffle=False):
-    """Iterates the inputs `x` of anything `fit` accepts, as NumPy batches.
-
-    Arrays, `(x,)` or `(x, y)` tuples, tf.data datasets, Keras PyDatasets, torch
-    DataLoaders and generators all work, on every backend (through Keras's own
-    data adapters). Labels, if any, are dropped.
-    """
-    from keras.src.trainers.data_adapters import get_data_adapter
-
-    if isinstance(data, tuple):
-        data = data[0]
-    with warnings.catch_warnings():
-        # A tf.data.Dataset keeps its own order (Keras says so in a warning).
-        warnings.simplefilter("ignore", UserWarning)
-        adapter = get_data_adapter(data, batch_size=batch_size, shuffle=shuffle)
-    for batch in adapter.get_numpy_iterator():
-        yield keras.utils.unpack_x_y_sample_weight(batch)[0]
-
-
 def labelled_arrays(name, split, data_dir=None):
     """A TFDS image split as NumPy arrays: images scaled to [0, 1] and int labels.
 
@@ -296,7 +279,7 @@ def labelled_arrays(name, split, data_dir=None):
 
 
 def _load_splits(source, validation_fraction, test_split, seed, data_dir, conditions):
-    from keras_vae import text
+    from keras_vae.datasets import text
 
     extension = os.path.splitext(source)[1].lower()
     if os.path.isfile(source) and text.is_text_file(source) and conditions:
@@ -316,7 +299,7 @@ def _load_splits(source, validation_fraction, test_split, seed, data_dir, condit
     if extension in ARRAY_EXTENSIONS + TABLE_EXTENSIONS or text.is_text_file(source):
         raise DataError(f"No such file: {source}; check the path (relative paths start at {os.getcwd()}).")
     if source == SYNTHETIC_RNASEQ and not os.path.exists(source):
-        from keras_vae import synthetic
+        from keras_vae.datasets import synthetic
 
         arrays = synthetic.to_arrays(synthetic.bulk_rnaseq())
         return _array_splits(arrays, SYNTHETIC_RNASEQ, validation_fraction, seed, conditions)
@@ -513,7 +496,7 @@ def _array_splits(arrays, path, validation_fraction, seed, conditions):
 
 def _text_splits(path, validation_fraction, seed):
     """Splits of a text file of sentences: token ids, with test and validation from sibling files where they exist."""
-    from keras_vae import text
+    from keras_vae.datasets import text
 
     def sibling(part):
         directory, name = os.path.split(path)

@@ -3,7 +3,7 @@
 import keras
 import torch
 
-from keras_vae import training as loop
+from keras_vae import names
 
 
 class VAETrainer:
@@ -14,13 +14,13 @@ class VAETrainer:
         loss.backward()
         with torch.no_grad():
             self.optimizer.apply([v.value.grad for v in variables], variables)
-        return loss.detach() if part == loop.ENCODER else self.get_metrics_result()
+        return loss.detach() if part == names.ENCODER else self.get_metrics_result()
 
     def make_train_function(self, force=False):
         if self.train_function is not None and not force:
             return self.train_function
         # Looked up once: walking the layers for them on every step costs time.
-        part_variables = {part: self._trainable_variables_of(part) for part in loop.PARTS}
+        part_variables = {part: self._trainable_variables_of(part) for part in names.PARTS}
 
         def run_step(part, batch):
             return self._train_step(batch, part, part_variables[part])

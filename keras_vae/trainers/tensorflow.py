@@ -10,7 +10,7 @@ import functools
 import keras
 import tensorflow as tf
 
-from keras_vae import training as loop
+from keras_vae import names
 
 
 class VAETrainer:
@@ -28,7 +28,7 @@ class VAETrainer:
             # see every variable, not only this part's.
             self.optimizer.build(self.trainable_variables)
         self.optimizer.apply(tape.gradient(scaled_loss, variables), variables)
-        return loss if part == loop.ENCODER else self.get_metrics_result()
+        return loss if part == names.ENCODER else self.get_metrics_result()
 
     def _distributed_step(self, data, part):
         strategy = self.distribute_strategy
@@ -41,7 +41,7 @@ class VAETrainer:
         if self.train_function is not None and not force:
             return self.train_function
         self._part_steps = {}
-        for part in loop.PARTS:
+        for part in names.PARTS:
             step = functools.partial(self._distributed_step, part=part)
             if not self.run_eagerly:
                 step = tf.function(step, jit_compile=self.jit_compile, reduce_retracing=True)

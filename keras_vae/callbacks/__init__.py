@@ -16,8 +16,10 @@ import warnings
 import keras
 import numpy as np
 
-from keras_vae import diagnostics, plotting, training
+from keras_vae import names, plotting
+from keras_vae.evaluation import diagnostics
 from keras_vae.files import atomic_directory, atomic_path, write_json
+from keras_vae.ops import latent
 
 
 def _sync_state(model):
@@ -28,56 +30,6 @@ def _sync_state(model):
 
 def _current_beta(model):
     return float(keras.ops.convert_to_numpy(model.beta_schedule(model.train_iterations)))
-
-
-class AggressiveTrainingSwitch(keras.callbacks.Callback):
-    """Ends aggressive inference-network training once I(x; z) stops rising.
-
-    He et al. (2019) train the encoder aggressively only until the mutual
-    information between x and z, measured on held-out data after each epoch,
-    stops climbing. `VAE.fit` puts this callback first in the list itself when
-    the model was compiled with `aggressive=True`. It logs `aggressive` (1 while
-    the epoch ran in aggressive mode), `encoder_steps` (mean inner encoder
-    updates per iteration) and, while aggressive, `val_mutual_info`. The best
-    estimate and the epochs since are model state, so the rule holds across
-    `fit` calls and saves.
-
-    Args:
-        data: held-out data (anything `fit` accepts as `x`) for the estimate.
-        patience: int, epochs without a new highest estimate before switching off.
-        batch_size: int, minibatch size of the estimate (it is ≤ log(batch_size)).
-    """
-
-    def __init__(self, data, patience=1, batch_size=128):
-        super().__init__()
-        self.data = data
-        self.patience = patience
-        self.batch_size = batch_size
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = {} if logs is None else logs
-        model = self.model
-        counts = model.pop_inner_step_counts()
-        active = model.is_aggressive()
-        logs[training.AGGRESSIVE] = float(active)
-        logs[training.ENCODER_STEPS] = float(np.mean(counts)) if counts else 0.0
-        if not active:
-            return
-        mutual_info = diagnostics.latent_statistics(model, self.data, self.batch_size)["mutual_info"]
-        logs[training.VAL_MUTUAL_INFO] = mutual_info
-        best = float(keras.ops.convert_to_numpy(model.best_mutual_info))
-        if mutual_info > best:
-            model.best_mutual_info.assign(mutual_info)
-            model.epochs_without_mi_gain.assign(0)
-            return
-        model.epochs_without_mi_gain.assign_add(1)
-        if int(keras.ops.convert_to_numpy(model.epochs_without_mi_gain)) >= self.patience:
-            model.aggressive_mode.assign(0)
-            print(
-                f"Epoch {epoch + 1}: mutual information stopped rising "
-                f"({mutual_info:.3f} ≤ best {best:.3f} nats); aggressive "
-                "encoder training is off from now on."
-            )
 
 
 class LatentDynamics(keras.callbacks.Callback):
@@ -121,11 +73,11 @@ class LatentDynamics(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         record = self._record(epoch + 1)
         if logs is not None:
-            logs[training.ACTIVE_UNITS] = record["active_units"]
-            logs[training.MUTUAL_INFO] = record["mutual_info"]
+            logs[names.ACTIVE_UNITS] = record["active_units"]
+            logs[names.MUTUAL_INFO] = record["mutual_info"]
 
     def _record(self, epoch):
-        record = diagnostics.latent_statistics(self.model, self.data, self.batch_size)
+        record = latent.latent_statistics(self.model, self.data, self.batch_size)
         record.update(
             epoch=epoch, step=int(keras.ops.convert_to_numpy(self.model.train_iterations)), beta=_current_beta(self.model)
         )
@@ -202,7 +154,7 @@ class LatentSpacePlot(_EpochFigures):
         self.grid_size = grid_size
 
     def draw(self, epoch):
-        z_mean, _ = diagnostics.encode_data(self.model, self.x)
+        z_mean, _ = latent.encode_data(self.model, self.x)
         grid = None
         if z_mean.shape[1] == 2 and np.ndim(self.x) >= 3 and self.grid_size:
             # ±1.8 standard deviations of the prior: where the decoder has seen most codes.
@@ -273,7 +225,7 @@ class CollapseMonitor(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.warned:
             return
-        stats = diagnostics.latent_statistics(self.model, self.data, self.batch_size)
+        stats = latent.latent_statistics(self.model, self.data, self.batch_size)
         flags = []
         if stats["kl"] < self.kl_threshold:
             flags.append(f"KL is {stats['kl']:.3f} nats (near 0)")
@@ -308,8 +260,8 @@ class EpochLogger(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         line = f"epoch {epoch + 1:03d} | train loss={logs['loss']:.4f}"
-        line += f" recon={logs[training.RECONSTRUCTION_LOSS]:.4f} kl={logs[training.KL_LOSS]:.4f}"
-        beta = logs.get(training.BETA)
+        line += f" recon={logs[names.RECONSTRUCTION_LOSS]:.4f} kl={logs[names.KL_LOSS]:.4f}"
+        beta = logs.get(names.BETA)
         if beta is not None and (beta != self._previous_beta if self._previous_beta is not None else beta != 1.0):
             line += f" beta={beta:.4f}"
         self._previous_beta = beta
@@ -340,14 +292,14 @@ class StopOnNonFiniteLoss(keras.callbacks.TerminateOnNaN):
         self._epoch = epoch
 
     def on_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get(training.LOSS)
+        loss = (logs or {}).get(names.LOSS)
         if loss is not None and not np.isfinite(loss):
             raise NonFiniteLossError(getattr(self, "_epoch", 0), batch, float(loss))
 
     def on_epoch_end(self, epoch, logs=None):
         # A batch's loss predates its update: the epoch's last update can break
         # the weights unseen. The validation loss, computed after it, shows it.
-        for key in (training.LOSS, "val_" + training.LOSS):
+        for key in (names.LOSS, "val_" + names.LOSS):
             value = (logs or {}).get(key)
             if value is not None and not np.isfinite(value):
                 raise NonFiniteLossError(epoch, self.params.get("steps", 1) - 1, float(value))

@@ -15,7 +15,7 @@ import jax
 import keras
 import numpy as np
 
-from keras_vae import training as loop
+from keras_vae import names
 
 class VAETrainer:
     def _train_step(self, state, data, part):
@@ -45,7 +45,7 @@ class VAETrainer:
         gradient_of = dict(zip(indices, grads))
         trainable, optimizer_values = list(trainable), list(optimizer_values)
         for name, (optimizer, variables) in self.optimizer.parts().items():
-            if part not in (name, loop.JOINT):
+            if part not in (name, names.JOINT):
                 continue
             owned = self._trainable_indices(name)
             new_values, optimizer_values[variables] = optimizer.stateless_apply(
@@ -54,7 +54,7 @@ class VAETrainer:
             for i, value in zip(owned, new_values):
                 trainable[i] = value
 
-        if part == loop.ENCODER:
+        if part == names.ENCODER:
             logs = loss
         else:
             with keras.StatelessScope(state_mapping=list(zip(self.metrics_variables, metrics_values))):
@@ -65,7 +65,7 @@ class VAETrainer:
         if self.train_function is not None and not force:
             return self.train_function
         self._part_steps = {}
-        for part in loop.PARTS:
+        for part in names.PARTS:
             step = functools.partial(self._train_step, part=part)
             if not self.run_eagerly and self.jit_compile:
                 step = jax.jit(step, donate_argnums=0)

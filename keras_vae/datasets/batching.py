@@ -1,0 +1,39 @@
+"""Minibatches of anything `fit` accepts, as NumPy: the only data module a model imports."""
+
+import warnings
+
+import keras
+
+
+def numpy_batches(data, batch_size=128, shuffle=False):
+    """Iterates the inputs `x` of anything `fit` accepts, as NumPy batches.
+
+    Arrays, `(x,)` or `(x, y)` tuples, tf.data datasets, Keras PyDatasets, torch
+    DataLoaders and generators all work, on every backend (through Keras's own
+    data adapters). Labels, if any, are dropped.
+    """
+    from keras.src.trainers.data_adapters import get_data_adapter
+
+    if isinstance(data, tuple):
+        data = data[0]
+    with warnings.catch_warnings():
+        # A tf.data.Dataset keeps its own order (Keras says so in a warning).
+        warnings.simplefilter("ignore", UserWarning)
+        adapter = get_data_adapter(data, batch_size=batch_size, shuffle=shuffle)
+    for batch in adapter.get_numpy_iterator():
+        yield keras.utils.unpack_x_y_sample_weight(batch)[0]
+
+
+def random_batches(data, batch_size):
+    """An endless stream of shuffled minibatches of `data` (the inner encoder loop, the range test)."""
+    while True:
+        empty = True
+        for x in numpy_batches(data, batch_size, shuffle=True):
+            empty = False
+            yield x
+        if empty:
+            raise ValueError(
+                "Random minibatches are drawn from the training data again and again, "
+                "but a pass over it yielded none (a one-shot generator?). Pass arrays, "
+                "a tf.data.Dataset or a PyDataset."
+            )

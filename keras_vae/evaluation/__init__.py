@@ -1,0 +1,1 @@
+"""How good is a trained VAE, and is its code used? Estimators, the diagnosis, downstream probes."""

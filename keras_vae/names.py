@@ -1,0 +1,46 @@
+"""Names written once: backends, schedules, likelihoods, networks, optimizers, metric keys.
+
+Keras-free, so that the command line can offer them as choices before the backend
+is selected. Each library registry is keyed by these names.
+"""
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+# Which trainable variables one gradient step updates.
+ENCODER = "encoder"
+DECODER = "decoder"
+JOINT = "joint"
+PARTS = (ENCODER, DECODER, JOINT)
+
+# Names of the logged metrics (history keys; callbacks and the CLI use them).
+LOSS = "loss"
+RECONSTRUCTION_LOSS = "reconstruction_loss"
+KL_LOSS = "kl_loss"
+BETA = "beta"
+AGGRESSIVE = "aggressive"
+ENCODER_STEPS = "encoder_steps"
+ACTIVE_UNITS = "active_units"
+MUTUAL_INFO = "mutual_info"  # on a probe set (LatentDynamics)
+VAL_MUTUAL_INFO = "val_mutual_info"  # on validation data (the aggressive-training switch)
+
+# β (KL weight) schedules and learning-rate schedules (`keras_vae.schedules`).
+BETA_SCHEDULES = ("constant", "linear", "cosine", "cyclical")
+LEARNING_RATE_SCHEDULES = ("constant", "cosine", "triangular", "one-cycle")
+
+# Observation models p(x|z) (`keras_vae.likelihoods`).
+COUNT_LIKELIHOODS = ("poisson", "nb", "zinb")
+LIKELIHOODS = ("bernoulli", "gaussian", *COUNT_LIKELIHOODS, "categorical")
+
+# Encoder/decoder builders (`keras_vae.networks`); the autoregressive ones need an AutoregressiveVAE.
+AUTOREGRESSIVE_ARCHITECTURES = ("pixelcnn", "lstm")
+ARCHITECTURES = ("mlp", "conv", *AUTOREGRESSIVE_ARCHITECTURES)
+
+# Optimizers the command line builds: name -> Keras class name.
+OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW"}
+
+# How pixels become 0/1: resampled every epoch, or drawn once.
+BINARIZATIONS = ("dynamic", "fixed")
+
+# Reserved token ids of the text pipeline and the LSTM networks.
+SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")
+PAD, UNK, BOS, EOS = range(len(SPECIAL_TOKENS))

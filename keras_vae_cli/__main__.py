@@ -1,0 +1,3 @@
+from keras_vae_cli import main
+
+main()
