@@ -10,12 +10,11 @@ from keras import ops
 from keras_vae import likelihoods, networks, schedules
 from keras_vae import names
 from keras_vae.trainers import VAETrainer, scale_loss_for_replicas
-from keras_vae.trainers.aggressive import AggressiveTrainingSwitch
+from keras_vae.trainers.aggressive import AggressiveTrainingSwitch, run_inner_encoder_steps
 from keras_vae.datasets.batching import numpy_batches
 from keras_vae.ops.kl import free_bits_kl, gaussian_kl
 from keras_vae.trainers.optimizer import EncoderDecoderOptimizer
 from keras_vae.datasets import batching
-from keras_vae.trainers import aggressive
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -472,7 +471,7 @@ class VAE(VAETrainer, keras.Model):
         batches = self._encoder_batches
         if batches is None:  # e.g. train_on_batch: no training set to draw from
             batches = itertools.repeat(keras.utils.unpack_x_y_sample_weight(data)[0])
-        steps = aggressive.run_inner_encoder_steps(
+        steps = run_inner_encoder_steps(
             lambda batch: run_step(names.ENCODER, batch),
             batches,
             self.max_inner_steps,
