@@ -36,10 +36,10 @@ import time
 import keras
 import numpy as np
 
-from keras_vae import AutoregressiveVAE, datasets as data, likelihoods, names, networks, plotting, schedules
-from keras_vae.evaluation import diagnostics
-from keras_vae.evaluation import metrics
+from keras_vae import AutoregressiveVAE, likelihoods, names, networks, plotting, schedules
+from keras_vae import datasets as data
 from keras_vae.datasets import text
+from keras_vae.evaluation import report
 from keras_vae.files import atomic_path, write_json
 from keras_vae.ops import latent
 
@@ -75,11 +75,34 @@ class Setting:
 
 SETTINGS = {
     "reduced": {
-        "ptb": Setting(2000, 400, 400, 40, 5, 32, 32, {"embedding_dim": 128, "units": 128}, max_words=20, vocabulary_size=5000,
-                       max_inner_steps=20, inner_check_every=5),
+        "ptb": Setting(
+            2000,
+            400,
+            400,
+            40,
+            5,
+            32,
+            32,
+            {"embedding_dim": 128, "units": 128},
+            max_words=20,
+            vocabulary_size=5000,
+            max_inner_steps=20,
+            inner_check_every=5,
+        ),
         # Adam at 3e-3: at 1e-3, 235 iterations left the basic VAE's unused posteriors 3 nats from the prior.
-        "mnist": Setting(1000, 400, 400, 20, 10, 32, 32, {"filters": 16, "num_blocks": 5}, max_inner_steps=20, inner_check_every=5,
-                         optimizer={"class_name": "Adam", "config": {"learning_rate": 3e-3}}),
+        "mnist": Setting(
+            1000,
+            400,
+            400,
+            20,
+            10,
+            32,
+            32,
+            {"filters": 16, "num_blocks": 5},
+            max_inner_steps=20,
+            inner_check_every=5,
+            optimizer={"class_name": "Adam", "config": {"learning_rate": 3e-3}},
+        ),
     },
     "full": {
         "ptb": Setting(42_068, 3370, 3761, 3761, 40, 32, 32, {"embedding_dim": 512, "units": 1024}),
@@ -104,14 +127,21 @@ def ptb_arrays(setting, ptb_dir):
     train = sentences("train", setting.num_train)
     vocabulary = text.Vocabulary.from_sentences(train, max_size=setting.vocabulary_size)
     length = (setting.max_words or max(len(s) for s in train)) + 1
-    splits = [vocabulary.encode(s, length) for s in (train, sentences("valid", setting.num_validation), sentences("test", setting.num_test))]
+    splits = [
+        vocabulary.encode(s, length)
+        for s in (train, sentences("valid", setting.num_validation), sentences("test", setting.num_test))
+    ]
     return splits, vocabulary
 
 
 def mnist_arrays(setting):
     """Fixed binarized MNIST (Larochelle's split, from TFDS): train / validation / test subsets."""
     take = lambda split, count: data.labelled_arrays("binarized_mnist", f"{split}[:{count}]")[0]  # noqa: E731
-    return [take("train", setting.num_train), take("validation", setting.num_validation), take("test", setting.num_test)], None
+    return [
+        take("train", setting.num_train),
+        take("validation", setting.num_validation),
+        take("test", setting.num_test),
+    ], None
 
 
 # Methods ---------------------------------------------------------------------------------
@@ -151,7 +181,14 @@ class LatentCurves(keras.callbacks.Callback):
         if step == 1 or step % self.every == 0:
             start = time.perf_counter()
             stats = latent.latent_statistics(self.model, self.x)
-            self.records.append({"step": step, "kl": stats["kl"], "mutual_info": stats["mutual_info"], "active_units": stats["active_units"]})
+            self.records.append(
+                {
+                    "step": step,
+                    "kl": stats["kl"],
+                    "mutual_info": stats["mutual_info"],
+                    "active_units": stats["active_units"],
+                }
+            )
             self.seconds += time.perf_counter() - start
 
 
@@ -162,7 +199,9 @@ def run_method(dataset, method, setting, splits, vocabulary):
         shape = train.shape[1:]
         vae = AutoregressiveVAE(
             networks.lstm_encoder(shape, setting.latent_dim, len(vocabulary), **setting.network),
-            networks.lstm_decoder((*shape, len(vocabulary)), setting.latent_dim, **setting.network, **setting.decoder_options),
+            networks.lstm_decoder(
+                (*shape, len(vocabulary)), setting.latent_dim, **setting.network, **setting.decoder_options
+            ),
             likelihood=likelihoods.Categorical(len(vocabulary)),
             seed=0,
         )
@@ -176,7 +215,10 @@ def run_method(dataset, method, setting, splits, vocabulary):
         )
     vae.initialize_decoder_bias(train)
     steps_per_epoch = -(-len(train) // setting.batch_size)
-    vae.compile(optimizer=keras.optimizers.get(setting.optimizer), **compile_options(method, setting, steps_per_epoch * setting.epochs))
+    vae.compile(
+        optimizer=keras.optimizers.get(setting.optimizer),
+        **compile_options(method, setting, steps_per_epoch * setting.epochs),
+    )
     curves = LatentCurves(validation, every=max(1, steps_per_epoch // 3))
     start = time.perf_counter()
     history = vae.fit(
@@ -188,16 +230,16 @@ def run_method(dataset, method, setting, splits, vocabulary):
         verbose=0,
     )
     seconds = time.perf_counter() - start - curves.seconds
-    nll = np.asarray(
-        keras.ops.convert_to_numpy(metrics.importance_weighted_nll(vae, test[: setting.num_nll], num_samples=setting.num_samples, seed=0))
+    # The IW-NLL takes `num_samples` decoder passes per example: on the first `num_nll` test examples only.
+    result = report.evaluate(
+        vae, test, num_samples=setting.num_samples, nll_examples=setting.num_nll, text=vocabulary is not None, seed=0
     )
-    stats = latent.latent_statistics(vae, test)
     row = {
         "method": method,
-        "nll": float(nll.mean()),
-        "kl": stats["kl"],
-        "mutual_info": stats["mutual_info"],
-        "active_units": stats["active_units"],
+        "nll": result.importance_weighted_nll,
+        "kl": result.kl_loss,
+        "mutual_info": result.mutual_info,
+        "active_units": result.active_units,
         "seconds": seconds,
         "final_train_loss": float(history.history["loss"][-1]),
         "aggressive_epochs": int(sum(history.history.get(names.AGGRESSIVE, []))),
@@ -206,7 +248,7 @@ def run_method(dataset, method, setting, splits, vocabulary):
         "val_mutual_info": history.history.get(names.VAL_MUTUAL_INFO),
     }
     if vocabulary is not None:
-        row["perplexity"] = text.perplexity(nll, test[: setting.num_nll])
+        row["perplexity"] = result.perplexity
         row["greedy_reconstructions"] = vocabulary.decode(vae.reconstruct(test[:3]))
         row["originals"] = vocabulary.decode(test[:3])
     return row, curves.records
@@ -235,9 +277,17 @@ def main():
     parser.add_argument("--datasets", default="ptb,mnist", help="comma-separated: ptb, mnist")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated, from: " + ", ".join(METHODS))
     parser.add_argument("--epochs", type=int, help="override the setting's epochs")
-    parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), help="override the setting's optimizer (sgd: He et al.'s, at 1.0, clipped to 5)")
-    parser.add_argument("--max-inner-steps", type=int, help="override aggressive training's most encoder steps per iteration")
-    parser.add_argument("--inner-check-every", type=int, help="override aggressive training's steps between convergence checks")
+    parser.add_argument(
+        "--optimizer",
+        choices=sorted(OPTIMIZERS),
+        help="override the setting's optimizer (sgd: He et al.'s, at 1.0, clipped to 5)",
+    )
+    parser.add_argument(
+        "--max-inner-steps", type=int, help="override aggressive training's most encoder steps per iteration"
+    )
+    parser.add_argument(
+        "--inner-check-every", type=int, help="override aggressive training's steps between convergence checks"
+    )
     parser.add_argument("--ptb-dir", default=PTB_DIR, help="folder of ptb.{train,valid,test}.txt.gz")
     parser.add_argument("--output-dir", default="collapse-study")
     args = parser.parse_args()
@@ -255,21 +305,35 @@ def main():
     study_start = time.perf_counter()
     for dataset in [d.strip() for d in args.datasets.split(",")]:
         setting = SETTINGS[args.setting][dataset]
-        overrides = {"epochs": args.epochs, "max_inner_steps": args.max_inner_steps, "inner_check_every": args.inner_check_every}
+        overrides = {
+            "epochs": args.epochs,
+            "max_inner_steps": args.max_inner_steps,
+            "inner_check_every": args.inner_check_every,
+        }
         overrides = {name: value for name, value in overrides.items() if value}
         if args.optimizer:
             overrides["optimizer"] = OPTIMIZERS[args.optimizer]
         setting = dataclasses.replace(setting, **overrides)
         splits, vocabulary = ptb_arrays(setting, args.ptb_dir) if dataset == "ptb" else mnist_arrays(setting)
-        print(f"== {dataset}: {len(splits[0])} training examples of shape {splits[0].shape[1:]}, {setting.epochs} epochs", flush=True)
+        print(
+            f"== {dataset}: {len(splits[0])} training examples of shape {splits[0].shape[1:]}, {setting.epochs} epochs",
+            flush=True,
+        )
         rows, curves = [], {}
         for method in methods:
             row, curves[method] = run_method(dataset, method, setting, splits, vocabulary)
             rows.append(row)
             print(f"   {method}: {json.dumps({k: v for k, v in row.items() if k not in ('originals',)})}", flush=True)
-            results[dataset] = {"setting": dataclasses.asdict(setting), "backend": keras.backend.backend(), "rows": rows, "curves": curves}
+            results[dataset] = {
+                "setting": dataclasses.asdict(setting),
+                "backend": keras.backend.backend(),
+                "rows": rows,
+                "curves": curves,
+            }
             write_json(results_path, results)
-        plotting.plot_collapse_curves(curves, os.path.join(args.output_dir, f"curves_{dataset}.png"), title=f"{dataset} ({args.setting})")
+        plotting.plot_collapse_curves(
+            curves, os.path.join(args.output_dir, f"curves_{dataset}.png"), title=f"{dataset} ({args.setting})"
+        )
         print(table(dataset, rows, setting), flush=True)
     with atomic_path(os.path.join(args.output_dir, "results.md")) as temporary, open(temporary, "w") as file:
         for dataset, result in results.items():

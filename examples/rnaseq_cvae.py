@@ -1,4 +1,4 @@
-"""A conditional VAE on synthetic bulk RNA-seq counts, trained the way seed 002 describes.
+"""A conditional VAE on synthetic bulk RNA-seq counts, trained the way a VAE diagnostics guide advises.
 
     KERAS_BACKEND=jax python examples/rnaseq_cvae.py [--epochs 40] [--output runs/rnaseq_cvae]
 
@@ -9,7 +9,7 @@ with each sample's observed library size) conditioned on the batch, trained
 with β = 0.5, the advised start for expression data, from a decoder started at
 the average expression profile, with Adam's learning rate decaying from 1e-3
 to 0 (cosine). It prints the per-epoch log
-in seed 002's format (`epoch 001 | train loss=... recon=... kl=... | val loss=...`)
+in the diagnostics guide's training-log format (`epoch 001 | train loss=... recon=... kl=... | val loss=...`)
 and the diagnosis report, then judges the latent space: cell type read from it
 by a linear classifier (against PCA of log1p counts and chance), and batch read
 from it (near chance = the batches are mixed). It writes the latent space

@@ -144,13 +144,6 @@ def endpoint_functions(model):
         inputs = {"x": tensors[0], **dict(zip(names, tensors[1:]))}
         return inputs, model.condition_vector(inputs)
 
-    def parameters(decoded, condition):
-        if not hasattr(likelihood, "distribution_parameters"):
-            return {"mean": likelihood.mean(decoded)}
-        if condition is None:
-            return likelihood.distribution_parameters(decoded)
-        return likelihood.distribution_parameters(decoded, condition=condition)
-
     def encode(*tensors):
         z_mean, z_log_var = model.encode(split(tensors)[0])
         return {"z_mean": z_mean, "z_log_var": z_log_var}
@@ -160,7 +153,8 @@ def endpoint_functions(model):
 
     def decode(*tensors):
         condition = split(tensors)[1]
-        return parameters(model.decoder(model._decoder_inputs(tensors[0], condition, None)), condition)
+        decoded = model.decoder(model._decoder_inputs(tensors[0], condition, None))
+        return likelihood.distribution_parameters(decoded, condition=condition)
 
     def reconstruct(*tensors):
         return decode(model.embed(split(tensors)[0]), *tensors[1:])

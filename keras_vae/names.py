@@ -24,16 +24,28 @@ MUTUAL_INFO = "mutual_info"  # on a probe set (LatentDynamics)
 VAL_MUTUAL_INFO = "val_mutual_info"  # on validation data (the aggressive-training switch)
 
 # β (KL weight) schedules and learning-rate schedules (`keras_vae.schedules`).
-BETA_SCHEDULES = ("constant", "linear", "cosine", "cyclical")
-LEARNING_RATE_SCHEDULES = ("constant", "cosine", "triangular", "one-cycle")
+BETA_CONSTANT = "constant"
+BETA_LINEAR = "linear"
+BETA_COSINE = "cosine"
+BETA_CYCLICAL = "cyclical"
+BETA_SCHEDULES = (BETA_CONSTANT, BETA_LINEAR, BETA_COSINE, BETA_CYCLICAL)
+LEARNING_RATE_CONSTANT = "constant"
+LEARNING_RATE_COSINE = "cosine"
+LEARNING_RATE_TRIANGULAR = "triangular"
+LEARNING_RATE_ONE_CYCLE = "one-cycle"
+LEARNING_RATE_SCHEDULES = (LEARNING_RATE_CONSTANT, LEARNING_RATE_COSINE, LEARNING_RATE_TRIANGULAR, LEARNING_RATE_ONE_CYCLE)
 
 # Observation models p(x|z) (`keras_vae.likelihoods`).
 COUNT_LIKELIHOODS = ("poisson", "nb", "zinb")
 LIKELIHOODS = ("bernoulli", "gaussian", *COUNT_LIKELIHOODS, "categorical")
 
 # Encoder/decoder builders (`keras_vae.networks`); the autoregressive ones need an AutoregressiveVAE.
-AUTOREGRESSIVE_ARCHITECTURES = ("pixelcnn", "lstm")
-ARCHITECTURES = ("mlp", "conv", *AUTOREGRESSIVE_ARCHITECTURES)
+MLP = "mlp"
+CONV = "conv"
+PIXELCNN = "pixelcnn"
+LSTM = "lstm"
+AUTOREGRESSIVE_ARCHITECTURES = (PIXELCNN, LSTM)
+ARCHITECTURES = (MLP, CONV, *AUTOREGRESSIVE_ARCHITECTURES)
 
 # Optimizers the command line builds: name -> Keras class name.
 OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW"}

@@ -1,4 +1,10 @@
-"""Shared fixtures. The suite runs once per backend: set KERAS_BACKEND per process."""
+"""Shared data, models and fixtures. The suite runs once per backend: set KERAS_BACKEND per process.
+
+Only the public package is imported here (`import keras_vae`), so that a test
+passing here does not lean on an import that a user would not make.
+Session-scoped fixtures train a model once per test run; a test that takes one
+reads it and must not train it further or change its weights.
+"""
 
 import os
 
@@ -8,8 +14,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from keras_vae import networks  # noqa: E402
-from keras_vae.models import VAE  # noqa: E402
+import keras_vae  # noqa: E402
 
 INPUT_SHAPE = (6, 6, 1)
 
@@ -29,9 +34,9 @@ def prototype_images(n=512, seed=0, flip=0.05):
 
 def small_vae(latent_dim=3, likelihood="bernoulli", seed=0):
     keras.utils.set_random_seed(seed)
-    return VAE(
-        networks.mlp_encoder(INPUT_SHAPE, latent_dim, hidden_units=(16,)),
-        networks.mlp_decoder(INPUT_SHAPE, latent_dim, hidden_units=(16,)),
+    return keras_vae.VAE(
+        keras_vae.networks.mlp_encoder(INPUT_SHAPE, latent_dim, hidden_units=(16,)),
+        keras_vae.networks.mlp_decoder(INPUT_SHAPE, latent_dim, hidden_units=(16,)),
         likelihood=likelihood,
         seed=seed,
     )
@@ -40,3 +45,12 @@ def small_vae(latent_dim=3, likelihood="bernoulli", seed=0):
 @pytest.fixture
 def images():
     return prototype_images()[0]
+
+
+@pytest.fixture(scope="session")
+def trained_vae():
+    """`small_vae()` after three epochs on the 512 prototype images: read it, do not train it."""
+    vae = small_vae()
+    vae.compile()
+    vae.fit(prototype_images()[0], epochs=3, batch_size=32, verbose=0)
+    return vae

@@ -89,6 +89,7 @@ def test_the_default_pixelcnn_vae_builds_for_mnist_shapes():
 # Text through data.load ------------------------------------------------------------------
 
 
+@pytest.mark.backend_independent
 def test_a_text_file_loads_as_token_ids_with_its_sibling_splits(tmp_path):
     train = write_sentences(tmp_path / "toy.train.txt.gz", 50, 0, gzipped=True)
     test = write_sentences(tmp_path / "toy.test.txt.gz", 12, 1, gzipped=True)
@@ -105,6 +106,7 @@ def test_a_text_file_loads_as_token_ids_with_its_sibling_splits(tmp_path):
     assert labels is None and datasets.vocabulary.decode(x) == test[:5]
 
 
+@pytest.mark.backend_independent
 def test_a_text_file_alone_holds_out_a_seeded_validation_part(tmp_path):
     lines = write_sentences(tmp_path / "notes.txt", 40, 0)
     first, second = (data.load(tmp_path / "notes.txt", validation_fraction=0.25, seed=3) for _ in range(2))
@@ -170,6 +172,7 @@ def test_lr_find_on_text_uses_the_text_vae(tmp_path):
     assert len(losses) >= 2 and all(loss is not None and np.isfinite(loss) and loss > 0 for loss in losses)
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize(
     "args, fragments",
     [

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 from click.testing import CliRunner
-
 from conftest import prototype_images
-from keras_vae import __version__, datasets as data
+
+from keras_vae import __version__
 from keras_vae.app.cli import main
 
 FAST = ["--epochs", "2", "--batch-size", "32", "--latent-dim", "2", "--quiet"]
@@ -53,7 +53,8 @@ def assert_one_line_error(result, *fragments):
 
 
 def test_version_and_help_need_no_keras_import():
-    code = "import sys; from keras_vae.app.cli import main; import keras_vae; print('keras' in sys.modules)"
+    # The console script reads --backend before anything imports Keras (`import keras_vae` does).
+    code = "import sys, keras_vae_cli; print('keras' in sys.modules)"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "False"
     assert __version__ in invoke("--version").output
@@ -64,7 +65,14 @@ def test_version_and_help_need_no_keras_import():
 
 def test_train_writes_a_complete_run_directory(run, tmp_path):
     names = set(os.listdir(run))
-    assert {"model.keras", "config.json", "history.csv", "training_curves.png", "diagnosis.txt", "summary.json"} <= names
+    assert {
+        "model.keras",
+        "config.json",
+        "history.csv",
+        "training_curves.png",
+        "diagnosis.txt",
+        "summary.json",
+    } <= names
     assert {"diagnostics", "checkpoints"} <= names
     assert not [n for n in names if n.startswith(".tmp")]
     assert {"latent_dynamics.csv", "latent_dynamics.json", "latent_dynamics.png", "latent_space_epoch_002.png"} <= set(
@@ -93,7 +101,7 @@ def test_config_file_sections_fill_options_and_flags_override_them(tmp_path, ima
     config = tmp_path / "vae.toml"
     config.write_text(
         f'[train]\ndataset = "{images_npz}"\nlatent-dim = 3\nbeta = 0.5\nbeta_schedule = "linear"\n'
-        'epochs = 1\nbatch-size = 32\n\n[evaluate]\nnum-samples = 4\n'
+        "epochs = 1\nbatch-size = 32\n\n[evaluate]\nnum-samples = 4\n"
     )
     result = invoke("train", "--config", config, "--beta", "0.25", "--quiet", "--output", tmp_path / "r")
     assert result.exit_code == 0, result.output
@@ -144,7 +152,12 @@ def _finished_run(tmp_path, images_npz, *options):
 BAD_INPUTS = {
     "unknown dataset": (lambda tmp, npz: ["--dataset", "mnsit"], ["mnsit"]),
     "shape for the architecture": (
-        lambda tmp, npz: ["--dataset", _arrays(tmp, "odd.npy", np.zeros((64, 10, 10, 1), "float32")), "--architecture", "conv"],
+        lambda tmp, npz: [
+            "--dataset",
+            _arrays(tmp, "odd.npy", np.zeros((64, 10, 10, 1), "float32")),
+            "--architecture",
+            "conv",
+        ],
         ["divisible by 4", "--architecture mlp"],
     ),
     "values outside [0, 1]": (
@@ -156,18 +169,34 @@ BAD_INPUTS = {
         ["Bernoulli", "--likelihood nb"],
     ),
     "a count likelihood on non-counts": (
-        lambda tmp, npz: ["--dataset", _arrays(tmp, "real.npy", np.full((64, 4), 0.5, "float32")), "--likelihood", "zinb"],
+        lambda tmp, npz: [
+            "--dataset",
+            _arrays(tmp, "real.npy", np.full((64, 4), 0.5, "float32")),
+            "--likelihood",
+            "zinb",
+        ],
         ["models counts", "--likelihood gaussian"],
     ),
     "a condition the data lacks": (
-        lambda tmp, npz: ["--dataset", _arrays(tmp, "plain.npy", np.full((64, 4), 3.0, "float32")), "--condition", "batch"],
+        lambda tmp, npz: [
+            "--dataset",
+            _arrays(tmp, "plain.npy", np.full((64, 4), 3.0, "float32")),
+            "--condition",
+            "batch",
+        ],
         ["no condition 'batch'", "batch_train"],
     ),
     "NaN in the data": (
-        lambda tmp, npz: ["--dataset", _arrays(tmp, "nan.npy", np.where(np.eye(64, 4) > 0, np.nan, 0.5).astype("float32"))],
+        lambda tmp, npz: [
+            "--dataset",
+            _arrays(tmp, "nan.npy", np.where(np.eye(64, 4) > 0, np.nan, 0.5).astype("float32")),
+        ],
         ["NaN"],
     ),
-    "existing run directory": (lambda tmp, npz: ["--dataset", npz, "--output", tmp], ["exists", "--overwrite", "--resume"]),
+    "existing run directory": (
+        lambda tmp, npz: ["--dataset", npz, "--output", tmp],
+        ["exists", "--overwrite", "--resume"],
+    ),
     "impossible combination": (
         lambda tmp, npz: ["--dataset", npz, "--aggressive", "--lr-schedule", "cosine"],
         ["--aggressive", "--lr-schedule constant"],
@@ -250,7 +279,9 @@ def test_diagnose_prints_the_report(run):
 
 def test_lr_find_plots_the_range_test_and_suggests_rates(tmp_path, images_npz):
     plot = tmp_path / "lr.png"
-    result = invoke("lr-find", "--dataset", images_npz, "--batch-size", "16", "--steps", "30", "--quiet", "--output", plot)
+    result = invoke(
+        "lr-find", "--dataset", images_npz, "--batch-size", "16", "--steps", "30", "--quiet", "--output", plot
+    )
     assert result.exit_code == 0, result.output
     assert "suggested learning rates" in result.output and plot.exists()
     curve = json.loads((tmp_path / "lr.json").read_text())
@@ -258,10 +289,9 @@ def test_lr_find_plots_the_range_test_and_suggests_rates(tmp_path, images_npz):
     assert_one_line_error(invoke("lr-find", "--min-lr", "1", "--max-lr", "0.1"), "--min-lr")
 
 
-def test_tfds_datasets_train_by_name(tmp_path, monkeypatch):
-    # mock_data fakes the records but not `is_prepared`: tell the loader a
-    # download may run (inside mock_data it does nothing).
-    monkeypatch.setattr(data, "_can_reach_tfds_servers", lambda *args, **kwargs: True)
+def test_tfds_datasets_train_by_name(tmp_path):
+    # mock_data fakes the records but not `is_prepared`, so the loader
+    # downloads: inside mock_data that does nothing.
     with tfds.testing.mock_data(num_examples=64):
         result = invoke("train", "--dataset", "mnist", *FAST, "--output", tmp_path / "r")
     assert result.exit_code == 0, result.output
@@ -317,11 +347,16 @@ def test_backend_option_takes_effect_before_keras_is_imported(tmp_path, images_n
 
 
 def test_the_cli_offers_the_schedules_the_library_has():
-    # cli.py lists them itself: it must not import Keras before --backend.
+    # cli.py offers keras_vae.names' lists: each name must build.
     from keras_vae import schedules
-    from keras_vae.app import cli
+    from keras_vae.app import build, cli, config
 
-    assert cli.LEARNING_RATE_SCHEDULES == schedules.LEARNING_RATE_SCHEDULES
+    choices = {param.name: param.type.choices for param in cli.train.params if hasattr(param.type, "choices")}
+    for name in choices["lr_schedule"]:
+        assert schedules.learning_rate_schedule(name, 1e-3, 100) is not None
+    for name in choices["beta_schedule"]:
+        train_config = config.TrainConfig(beta_schedule=name, beta=0.5)
+        assert isinstance(build.beta_schedule(train_config, 100), schedules.BetaSchedule)
 
 
 def test_resume_accepts_the_config_file_that_started_the_run_and_finishes_a_run_killed_at_its_end(tmp_path, images_npz):
@@ -348,11 +383,15 @@ def test_lr_find_reads_the_model_of_a_runs_config(tmp_path, run):
 def test_a_conditional_count_model_trains_evaluates_samples_and_exports(tmp_path):
     from keras_vae.datasets import synthetic
 
-    counts = synthetic.bulk_rnaseq(num_samples=160, num_genes=40, num_cell_types=3, num_batches=2, median_library_size=2e3)
+    counts = synthetic.bulk_rnaseq(
+        num_samples=160, num_genes=40, num_cell_types=3, num_batches=2, median_library_size=2e3
+    )
     path = tmp_path / "counts.npz"
     np.savez(path, **synthetic.to_arrays(counts))
     output = tmp_path / "cvae"
-    result = invoke("train", "--dataset", path, "--likelihood", "zinb", "--condition", "batch", *FAST, "--output", output)
+    result = invoke(
+        "train", "--dataset", path, "--likelihood", "zinb", "--condition", "batch", *FAST, "--output", output
+    )
     assert result.exit_code == 0, result.output
     config = json.loads((output / "config.json").read_text())["train"]
     assert config["condition"] == ["batch"] and config["likelihood"] == "zinb"

@@ -7,9 +7,9 @@ same at 1e-7 in float64 where the backend has it (not JAX without x64).
 import keras
 import numpy as np
 import pytest
+from conftest import to_numpy
 from scipy import stats
 
-from conftest import to_numpy
 from keras_vae import likelihoods
 
 FLOAT64 = pytest.param(
@@ -58,7 +58,7 @@ def test_count_log_probs_match_scipy_including_extremes(dtype):
         likelihoods.negative_binomial_log_prob(x, log_mean, log_theta),
         likelihoods.zero_inflated_negative_binomial_log_prob(x, log_mean, log_theta, logits),
     ]
-    for name, result, expected in zip(["poisson", "nb", "zinb"], ours, expected_values):
+    for name, result, expected in zip(["poisson", "nb", "zinb"], ours, expected_values, strict=True):
         assert keras.backend.standardize_dtype(result.dtype) == dtype, name
         error = np.abs(to_numpy(result) - expected) / np.maximum(1.0, np.abs(expected))
         assert error.max() <= TOLERANCE[dtype], f"{name}: max relative error {error.max():.2e}"
@@ -221,6 +221,18 @@ def test_gene_condition_dispersion_differs_by_condition(layer_class):
         layer.log_prob(x, decoded)
     with pytest.raises(ValueError, match="condition_dim"):
         layer_class(dispersion="gene-condition").build(x.shape)
+
+
+def test_a_conditional_vae_sets_the_condition_dim_only_where_none_was_given():
+    told = likelihoods.NegativeBinomial(dispersion="gene-condition")
+    told.set_condition_dim(3)
+    assert told.condition_dim == 3 and told.get_config()["condition_dim"] == 3
+    given = likelihoods.ZeroInflatedNegativeBinomial(dispersion="gene-condition", condition_dim=2)
+    given.set_condition_dim(3)
+    assert given.condition_dim == 2
+    poisson = likelihoods.Poisson()
+    poisson.set_condition_dim(3)
+    assert "condition_dim" not in poisson.get_config()
 
 
 def test_arguments_are_validated():

@@ -74,10 +74,8 @@ def test_importance_weighted_nll_is_exact_for_a_linear_gaussian_model():
     np.testing.assert_allclose(nll, exact, rtol=1e-4)
 
 
-def test_importance_weighted_nll_tightens_the_elbo(images):
-    vae = small_vae()
-    vae.compile()
-    vae.fit(images, epochs=3, batch_size=32, verbose=0)
+def test_importance_weighted_nll_tightens_the_elbo(trained_vae, images):
+    vae = trained_vae  # small_vae() after 3 epochs on images
     x = images[:64]
     neg_elbo = np.mean([float(to_numpy(vae.evaluate(x, verbose=0, return_dict=True)["loss"])) for _ in range(5)])
     nll = to_numpy(metrics.importance_weighted_nll(vae, x, num_samples=200, seed=0))
@@ -106,6 +104,7 @@ def healthy_history(epochs=10):
     }
 
 
+@pytest.mark.backend_independent
 def test_diagnose_passes_a_healthy_run_line_by_line():
     diagnosis = diagnostics.diagnose(healthy_history(), latent_dim=32)
     assert diagnosis.healthy, str(diagnosis)
@@ -115,6 +114,7 @@ def test_diagnose_passes_a_healthy_run_line_by_line():
     assert "healthy" in report.splitlines()[-1]
 
 
+@pytest.mark.backend_independent
 def test_diagnose_names_collapse_and_its_remedies():
     history = healthy_history()
     history["kl_loss"] = [0.5, 0.05, 0.01, 0.005, 0.004, 0.004, 0.004, 0.004, 0.004, 0.004]
@@ -126,6 +126,7 @@ def test_diagnose_names_collapse_and_its_remedies():
     assert "no active units" in str(diagnosis) and "free bits" in str(diagnosis)
 
 
+@pytest.mark.backend_independent
 def test_diagnose_flags_a_train_val_gap_and_needs_two_epochs():
     history = healthy_history()
     history["val_loss"] = [v * 1.5 for v in history["val_loss"]]
@@ -135,6 +136,7 @@ def test_diagnose_flags_a_train_val_gap_and_needs_two_epochs():
         diagnostics.diagnose({"loss": [1.0], "reconstruction_loss": [1.0], "kl_loss": [1.0]}, latent_dim=2)
 
 
+@pytest.mark.backend_independent
 def test_read_history_csv_reads_keras_csv_logger(images, tmp_path):
     vae = small_vae()
     vae.compile()
@@ -145,6 +147,7 @@ def test_read_history_csv_reads_keras_csv_logger(images, tmp_path):
     assert read["epoch"] == [0.0, 1.0]
 
 
+@pytest.mark.backend_independent
 def test_training_curves_figure_is_written(tmp_path):
     import matplotlib.image
 
@@ -156,6 +159,7 @@ def test_training_curves_figure_is_written(tmp_path):
     assert image.ndim == 3 and image.shape[1] > 3 * image.shape[0]  # four panels side by side
 
 
+@pytest.mark.backend_independent
 def test_collapse_curves_figure_has_one_line_per_run_and_a_symlog_kl_axis(tmp_path, monkeypatch):
     import matplotlib.image
 

@@ -4,6 +4,9 @@ import pytest
 from keras_vae.evaluation import downstream
 from keras_vae.datasets import synthetic
 
+# The probes' logistic regression is a Keras model, but what they compute does not depend on the backend.
+pytestmark = pytest.mark.backend_independent
+
 
 def gaussian_blobs(num_examples=1000, dim=8, num_classes=4, separation=6.0, seed=0):
     """Unit-variance blobs around centres `separation` apart in each coordinate: linearly separable."""

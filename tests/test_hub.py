@@ -19,6 +19,7 @@ from keras_vae.app.cli import main
 from keras_vae.models import VAE
 
 # Runs in a fresh process that cannot import keras_vae: what a user of the export has.
+# Arguments: (export_dir, inputs_file, outputs_file) triples, one per export, so one process reloads them all.
 RELOAD_SCRIPT = textwrap.dedent(
     """
     import sys
@@ -26,69 +27,76 @@ RELOAD_SCRIPT = textwrap.dedent(
     import numpy as np
     import tensorflow as tf
 
-    export_dir, inputs_file, outputs_file = sys.argv[1:]
-    loaded = tf.saved_model.load(export_dir)
-    inputs = np.load(inputs_file)
-    outputs = {}
-    for batch in sorted({key.split("/")[0] for key in inputs}):
-        for name, signature in loaded.signatures.items():
-            (input_name,) = signature.structured_input_signature[1]
-            for key, value in signature(**{input_name: tf.constant(inputs[f"{batch}/{input_name}"])}).items():
-                outputs[f"{batch}/{name}/{key}"] = value.numpy()
-        # The endpoints are methods of the loaded object too.
-        outputs[f"{batch}/method/embed/z_mean"] = loaded.embed(tf.constant(inputs[f"{batch}/x"]))["z_mean"].numpy()
-    np.savez(outputs_file, **outputs)
+    for export_dir, inputs_file, outputs_file in zip(*[iter(sys.argv[1:])] * 3):
+        loaded = tf.saved_model.load(export_dir)
+        inputs = np.load(inputs_file)
+        outputs = {}
+        for batch in sorted({key.split("/")[0] for key in inputs}):
+            for name, signature in loaded.signatures.items():
+                (input_name,) = signature.structured_input_signature[1]
+                for key, value in signature(**{input_name: tf.constant(inputs[f"{batch}/{input_name}"])}).items():
+                    outputs[f"{batch}/{name}/{key}"] = value.numpy()
+            # The endpoints are methods of the loaded object too.
+            outputs[f"{batch}/method/embed/z_mean"] = loaded.embed(tf.constant(inputs[f"{batch}/x"]))["z_mean"].numpy()
+        np.savez(outputs_file, **outputs)
     """
 )
+BATCH_SIZES = (1, 5, 13)  # the batch dimension of an export is free
 
 
-def trained_vae(likelihood="bernoulli"):
-    vae = small_vae(latent_dim=3, likelihood=likelihood)
-    vae.compile()
-    vae.fit(prototype_images(64)[0], epochs=1, batch_size=32, verbose=0)
-    return vae
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, trained_vae):
+    """A trained VAE per likelihood, each exported once: {likelihood: (vae, export_dir, differences)}."""
+    gaussian = small_vae(latent_dim=3, likelihood=likelihoods.Gaussian(scale=0.5, learn_scale="per_feature"))
+    gaussian.compile()
+    gaussian.fit(prototype_images(64)[0], epochs=1, batch_size=32, verbose=0)
+    exports = {}
+    for name, vae in (("bernoulli", trained_vae), ("gaussian", gaussian)):
+        export_dir = tmp_path_factory.mktemp(f"export-{name}") / "export"
+        exports[name] = (vae, export_dir, hub.export(vae, export_dir))
+    return exports
 
 
-def reload_elsewhere(tmp_path, export_dir, inputs):
-    np.savez(tmp_path / "inputs.npz", **inputs)
-    script = tmp_path / "reload.py"
+@pytest.fixture(scope="module")
+def reloaded(tmp_path_factory, exported):
+    """Every export reloaded by one fresh process that cannot import keras_vae: {likelihood: (inputs, outputs)}."""
+    scratch = tmp_path_factory.mktemp("reload")
+    rng = np.random.default_rng(1)
+    arguments, files = [], {}
+    for name, (_, export_dir, _) in exported.items():
+        inputs = {}
+        for batch_size in BATCH_SIZES:
+            inputs[f"{batch_size}/x"] = prototype_images(batch_size, seed=batch_size)[0]
+            inputs[f"{batch_size}/z"] = rng.standard_normal((batch_size, 3)).astype("float32")
+            inputs[f"{batch_size}/epsilon"] = rng.standard_normal((batch_size, 3)).astype("float32")
+        np.savez(scratch / f"{name}-inputs.npz", **inputs)
+        files[name] = inputs, scratch / f"{name}-outputs.npz"
+        arguments += [export_dir, scratch / f"{name}-inputs.npz", scratch / f"{name}-outputs.npz"]
+    script = scratch / "reload.py"
     script.write_text(RELOAD_SCRIPT)
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     environment.pop("KERAS_BACKEND", None)
     subprocess.run(
-        [sys.executable, str(script), str(export_dir), str(tmp_path / "inputs.npz"), str(tmp_path / "outputs.npz")],
+        [sys.executable, str(script), *map(str, arguments)],
         check=True,
         env=environment,
-        cwd=tmp_path,  # not the checkout, whose keras_vae/ would be importable
+        cwd=scratch,  # not the checkout, whose keras_vae/ would be importable
     )
-    return dict(np.load(tmp_path / "outputs.npz"))
+    return {name: (inputs, dict(np.load(outputs))) for name, (inputs, outputs) in files.items()}
 
 
-@pytest.mark.parametrize(
-    "likelihood, parameter",
-    [("bernoulli", "logits"), (likelihoods.Gaussian(scale=0.5, learn_scale="per_feature"), "log_scale")],
-    ids=["bernoulli", "gaussian"],
-)
-def test_an_export_reloads_without_keras_vae_and_matches_every_endpoint(tmp_path, likelihood, parameter):
-    vae = trained_vae(likelihood)
-    export_dir = tmp_path / "export"
-    differences = hub.export(vae, export_dir)
+@pytest.mark.parametrize("likelihood, parameter", [("bernoulli", "logits"), ("gaussian", "log_scale")], ids=["bernoulli", "gaussian"])
+def test_an_export_reloads_without_keras_vae_and_matches_every_endpoint(exported, reloaded, likelihood, parameter):
+    vae, _, differences = exported[likelihood]
     expected_outputs = {"encode": {"z_mean", "z_log_var"}, "embed": {"z_mean"}}
     for name in ("decode", "reconstruct", "sample"):
         expected_outputs[name] = {"mean", parameter}
     assert set(differences) == {f"{name}/{key}" for name, keys in expected_outputs.items() for key in keys}
     assert all(0 <= value <= hub.ATOL for value in differences.values()), differences
 
-    rng = np.random.default_rng(1)
-    batch_sizes = (1, 5, 13)  # the batch dimension is free
-    inputs = {}
-    for batch_size in batch_sizes:
-        inputs[f"{batch_size}/x"] = prototype_images(batch_size, seed=batch_size)[0]
-        inputs[f"{batch_size}/z"] = rng.standard_normal((batch_size, 3)).astype("float32")
-        inputs[f"{batch_size}/epsilon"] = rng.standard_normal((batch_size, 3)).astype("float32")
-    reloaded = reload_elsewhere(tmp_path, export_dir, inputs)
-    for batch_size in batch_sizes:
-        outputs = {key.split("/", 1)[1]: value for key, value in reloaded.items() if key.startswith(f"{batch_size}/")}
+    inputs, reloaded_outputs = reloaded[likelihood]
+    for batch_size in BATCH_SIZES:
+        outputs = {key.split("/", 1)[1]: value for key, value in reloaded_outputs.items() if key.startswith(f"{batch_size}/")}
         batch_inputs = {key.split("/", 1)[1]: value for key, value in inputs.items() if key.startswith(f"{batch_size}/")}
         assert set(outputs) == {f"{name}/{key}" for name, keys in expected_outputs.items() for key in keys} | {
             f"serving_default/{key}" for key in expected_outputs["encode"]
@@ -134,11 +142,10 @@ def test_the_metadata_asset_describes_the_export(tmp_path):
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="keras.layers.TFSMLayer needs the TensorFlow backend")
-def test_a_tfsm_layer_serves_an_endpoint_inside_a_functional_model(tmp_path):
-    vae = trained_vae()
-    hub.export(vae, tmp_path / "export")
+def test_a_tfsm_layer_serves_an_endpoint_inside_a_functional_model(exported):
+    vae, export_dir, _ = exported["bernoulli"]
     inputs = keras.Input(INPUT_SHAPE)
-    codes = keras.layers.TFSMLayer(str(tmp_path / "export"), call_endpoint="embed")(inputs)["z_mean"]
+    codes = keras.layers.TFSMLayer(str(export_dir), call_endpoint="embed")(inputs)["z_mean"]
     scores = keras.layers.Dense(4, activation="softmax")(codes)
     classifier = keras.Model(inputs, [codes, scores])
     x = prototype_images(9)[0]
@@ -182,6 +189,7 @@ def test_a_failed_verification_leaves_no_export(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.slow  # an MNIST-sized export and a fresh TensorFlow process running the example
 def test_the_loading_example_needs_only_tensorflow(tmp_path):
     import tensorflow_datasets as tfds
 
@@ -205,8 +213,10 @@ def test_the_loading_example_needs_only_tensorflow(tmp_path):
 
 
 # ----------------------------------------------------------------------- CLI
-@pytest.fixture
-def run(tmp_path):
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A one-epoch run directory, trained once: the export command only reads it."""
+    tmp_path = tmp_path_factory.mktemp("run")
     x, labels = prototype_images(96)
     np.savez(tmp_path / "images.npz", x_train=x[:64], y_train=labels[:64], x_test=x[64:], y_test=labels[64:])
     output = tmp_path / "run"

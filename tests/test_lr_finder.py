@@ -96,6 +96,7 @@ def test_the_range_test_needs_a_compiled_model_with_a_settable_learning_rate(ima
         lr_range_test(compiled_vae(), images, min_learning_rate=1.0, max_learning_rate=0.1, verbose=0)
 
 
+@pytest.mark.backend_independent
 def test_suggestions_follow_the_documented_rule():
     # Without smoothing there is no lag: flat, falling, lowest at step 7, rising.
     rates = 10.0 ** np.arange(-6, 4, dtype=float)
@@ -109,6 +110,7 @@ def test_suggestions_follow_the_documented_rule():
     assert math.isnan(base) and math.isnan(top)
 
 
+@pytest.mark.backend_independent
 def test_the_range_test_plot_is_written(tmp_path):
     import matplotlib.image
 

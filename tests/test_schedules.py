@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from conftest import small_vae, to_numpy
-from keras_vae import schedules
+from keras_vae import names, schedules
 
 STEPS = np.arange(0, 2000, 7)
 
@@ -114,7 +114,7 @@ def test_one_cycle_rises_linearly_to_its_peak_then_falls_to_a_tiny_rate():
 
 
 def test_learning_rate_schedule_builds_each_named_schedule():
-    assert schedules.LEARNING_RATE_SCHEDULES == ("constant", "cosine", "triangular", "one-cycle")
+    assert names.LEARNING_RATE_SCHEDULES == ("constant", "cosine", "triangular", "one-cycle")
     build = schedules.learning_rate_schedule
     assert build("constant", 3e-4, 100, steps_per_epoch=10) == 3e-4
     cosine = build("cosine", 1e-3, 100)

@@ -120,7 +120,14 @@ def test_invalid_arguments_are_refused(arguments, message):
 def test_to_arrays_splits_every_sample_once(rnaseq):
     arrays = synthetic.to_arrays(rnaseq, test_fraction=0.25, seed=0)
     assert sorted(arrays) == [
-        "batch_test", "batch_train", "cell_type_test", "cell_type_train", "x_test", "x_train", "y_test", "y_train"
+        "batch_test",
+        "batch_train",
+        "cell_type_test",
+        "cell_type_train",
+        "x_test",
+        "x_train",
+        "y_test",
+        "y_train",
     ]
     assert arrays["x_train"].shape == (450, 200) and arrays["x_test"].shape == (150, 200)
     assert arrays["x_train"].dtype == np.float32 and arrays["y_train"].dtype == np.int64

@@ -48,6 +48,7 @@ def small_text_vae(vocabulary_size, latent_dim=4, word_dropout=0.0, seed=0):
 # The token pipeline ----------------------------------------------------------------------
 
 
+@pytest.mark.backend_independent
 def test_sentences_round_trip():
     vocabulary = text.Vocabulary.from_sentences([s.split() for s in SENTENCES])
     ids = vocabulary.encode(SENTENCES)
@@ -58,6 +59,7 @@ def test_sentences_round_trip():
         assert row[n] == text.EOS and (row[n + 1 :] == text.PAD).all() and (row[:n] > text.EOS).all()
 
 
+@pytest.mark.backend_independent
 def test_ptb_sentences_round_trip(tmp_path):
     sentences = text.read_sentences(PTB_VALID)
     assert len(sentences) == 3370  # Mikolov's split
@@ -69,6 +71,7 @@ def test_ptb_sentences_round_trip(tmp_path):
     assert text.Vocabulary.load(tmp_path / "vocabulary.json").tokens == vocabulary.tokens
 
 
+@pytest.mark.backend_independent
 def test_unknown_words_rare_words_and_cuts():
     vocabulary = text.Vocabulary.from_sentences([["b", "a", "a", "c", "c", "c"]], max_size=len(text.SPECIAL_TOKENS) + 2)
     assert vocabulary.tokens[len(text.SPECIAL_TOKENS) :] == ("c", "a")  # most frequent first; "b" left out
@@ -78,6 +81,7 @@ def test_unknown_words_rare_words_and_cuts():
     assert vocabulary.decode(cut) == ["a c a"]
 
 
+@pytest.mark.backend_independent
 def test_read_sentences_plain_and_gzipped(tmp_path):
     (tmp_path / "s.txt").write_text(" the cat \n\nsat down\n")
     with gzip.open(tmp_path / "s.txt.gz", "wt") as file:
@@ -85,6 +89,7 @@ def test_read_sentences_plain_and_gzipped(tmp_path):
     assert text.read_sentences(tmp_path / "s.txt") == text.read_sentences(tmp_path / "s.txt.gz") == [["the", "cat"], ["sat", "down"]]
 
 
+@pytest.mark.backend_independent
 def test_perplexity_counts_words_and_end():
     ids = np.array([[5, 6, text.EOS, 0], [5, text.EOS, 0, 0]])
     nll = np.array([3.0, 2.0])

@@ -1,5 +1,5 @@
-"""Run directories of `keras-vae train`: building a run from its resolved config,
-training it with checkpoints, resuming it, and reading it back.
+"""Run directories of `keras-vae train`: starting, replacing, resuming, checkpointing and finishing a
+run from its `TrainConfig`, and reading it back for the other commands.
 
 A run directory holds:
 
@@ -17,8 +17,8 @@ Every file is written atomically, so a run killed at any moment resumes from its
 newest checkpoint and loses at most the epoch in progress.
 """
 
+import dataclasses
 import json
-import math
 import os
 import shutil
 import time
@@ -26,11 +26,12 @@ import zipfile
 
 import keras
 
-from keras_vae import callbacks, names, networks, plotting, schedules
-from keras_vae.evaluation import diagnostics
+from keras_vae import callbacks, distribute, names, plotting
+from keras_vae.app import build
+from keras_vae.app.config import TrainConfig
+from keras_vae.evaluation import diagnostics, report
 from keras_vae.files import atomic_path, write_json
 from keras_vae.version import __version__
-from keras_vae.ops import latent
 
 CONFIG = "config.json"
 MODEL = "model.keras"
@@ -48,7 +49,11 @@ PROBE_SIZE = 2000
 
 
 class RunError(ValueError):
-    """A run directory that cannot be used; the message says why and what to do."""
+    """A run that cannot be started, resumed or read as asked: the message says why and what to do."""
+
+
+class TrainingStopped(RuntimeError):
+    """The loss stopped being finite; the message names the last good checkpoint."""
 
 
 def is_image(shape):
@@ -56,80 +61,17 @@ def is_image(shape):
     return len(shape) == 3 and shape[-1] in (1, 3, 4)
 
 
-# ----------------------------------------------------------------- building
-def steps_per_epoch(config, num_train):
-    return max(1, math.ceil(num_train / config["batch_size"]))
-
-
-def beta_schedule(config, total_steps):
-    """The β schedule the options name; warm-ups default to a third of training."""
-    name, beta = config["beta_schedule"], config["beta"]
-    warmup = config.get("beta_warmup_steps") or max(1, total_steps // 3)
-    if name == "constant":
-        return schedules.Constant(beta)
-    if name == "linear":
-        return schedules.LinearWarmup(warmup, end=beta)
-    if name == "cosine":
-        return schedules.CosineWarmup(warmup, end=beta)
-    return schedules.Cyclical(total_steps, n_cycles=config["beta_cycles"], ratio=config["beta_ratio"], end=beta)
-
-
-def optimizer(config, total_steps, steps_in_epoch):
-    """Adam or AdamW with the options' learning-rate schedule, weight decay and clipping.
-
-    Clipping applies to each of the encoder's and decoder's optimizers (they are
-    copies), i.e. to each part's gradients separately.
-    """
-    learning_rate = schedules.learning_rate_schedule(
-        config["lr_schedule"], config["learning_rate"], total_steps, steps_per_epoch=steps_in_epoch
-    )
-    options = {}
-    if config.get("weight_decay") is not None:
-        options["weight_decay"] = config["weight_decay"]
-    if config.get("clip_norm") is not None:
-        options["global_clipnorm"] = config["clip_norm"]
-    if config.get("clip_value") is not None:
-        options["clipvalue"] = config["clip_value"]
-    return getattr(keras.optimizers, names.OPTIMIZERS[config["optimizer"]])(learning_rate=learning_rate, **options)
-
-
-def new_vae(config, input_shape, conditions=None, vocabulary=None):
-    """The uncompiled `VAE` the model options describe: a `ConditionalVAE` given `conditions`,
-    an `AutoregressiveVAE` for the pixelcnn and lstm architectures (the latter over `vocabulary`)."""
-    from keras_vae import likelihoods, networks
-    from keras_vae.models import AutoregressiveVAE, ConditionalVAE, VAE
-
-    likelihood = config["likelihood"]
-    if likelihood == "categorical":
-        likelihood = likelihoods.Categorical(len(vocabulary))
-    options = dict(latent_dim=config["latent_dim"], architecture=config["architecture"], likelihood=likelihood, seed=config["seed"])
-    if conditions:
-        if config["architecture"] in names.AUTOREGRESSIVE_ARCHITECTURES:
-            raise ValueError(f"The {config['architecture']} decoder takes no condition: drop the conditions, or use --architecture mlp.")
-        return ConditionalVAE.from_input_shape(input_shape, conditions, **options)
-    if config["architecture"] in names.AUTOREGRESSIVE_ARCHITECTURES:
-        return AutoregressiveVAE.from_input_shape(input_shape, **options)
-    return VAE.from_input_shape(input_shape, **options)
-
-
-def build_vae(config, input_shape, num_train, conditions=None, vocabulary=None):
-    """A compiled `new_vae` as the resolved options describe it."""
-    in_epoch = steps_per_epoch(config, num_train)
-    total = in_epoch * config["epochs"]
-    vae = new_vae(config, input_shape, conditions, vocabulary)
-    vae.compile(
-        optimizer=optimizer(config, total, in_epoch),
-        beta=beta_schedule(config, total),
-        free_bits=config["free_bits"],
-        aggressive=config["aggressive"],
-        max_inner_steps=config["max_inner_steps"],
-        inner_check_every=config["inner_check_every"],
-        mi_patience=config["mi_patience"],
-    )
-    return vae
-
-
 # ------------------------------------------------------------------ reading
+def read_config(run_dir):
+    """The `TrainConfig` a run was started with (the run's `config.json`)."""
+    path = os.path.join(run_dir, CONFIG)
+    if not os.path.isfile(path):
+        raise RunError(
+            f"{run_dir} is not a keras-vae run directory (no {CONFIG}): pass the --output of a keras-vae train run."
+        )
+    return TrainConfig.from_json(path)
+
+
 def latest_checkpoint(run_dir):
     """`(path, state)` of the newest complete checkpoint, or None if there is none."""
     paths = callbacks.checkpoint_paths(os.path.join(run_dir, CHECKPOINTS))
@@ -154,14 +96,16 @@ def load_model(run_dir):
         return load_model_file(final), "final model"
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is None:
-        raise RunError(f"{run_dir} has no model yet (no {MODEL}, no checkpoint): let its first epoch finish, or resume it.")
-    return load_model_file(os.path.join(checkpoint[0], MODEL)), f"checkpoint after epoch {checkpoint[1]['epoch']} (the run has not finished)"
+        raise RunError(
+            f"{run_dir} has no model yet (no {MODEL}, no checkpoint): let its first epoch finish, or resume it."
+        )
+    return load_model_file(
+        os.path.join(checkpoint[0], MODEL)
+    ), f"checkpoint after epoch {checkpoint[1]['epoch']} (the run has not finished)"
 
 
 def load_model_file(path):
     """A saved VAE; a file that will not load is reported as a corrupt checkpoint."""
-    import keras_vae.models  # noqa: F401  (registers the classes the file names)
-
     try:
         return keras.saving.load_model(path)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
@@ -176,91 +120,235 @@ def _corrupt(path, error):
     )
 
 
-# ----------------------------------------------------------------- training
-def train(vae, config, run_dir, datasets, initial_epoch=0, history=None, latent_records=None, verbose=1, log=print):
-    """Fits `vae` for the rest of its epochs with checkpoints, diagnostics and plots.
+# ---------------------------------------------------------------- lifecycle
+def new_config(config, overwrite=False):
+    """The config of a new run: its directory (default `runs/DATASET`) free, or an old run to replace."""
+    output = config.output or os.path.join("runs", run_name(config.dataset))
+    # An absolute path: evaluate and sample may run from elsewhere.
+    dataset = os.path.abspath(config.dataset) if os.path.exists(config.dataset) else config.dataset
+    if os.path.exists(output):
+        if not overwrite:
+            raise RunError(
+                f"run directory {output} exists: choose another --output, pass --overwrite, or --resume {output}."
+            )
+        here = os.path.abspath(output)
+        if os.listdir(here) and not os.path.isfile(os.path.join(here, CONFIG)):
+            raise RunError(
+                f"--overwrite replaces keras-vae runs only, and {output} is not one (no {CONFIG}): choose another --output."
+            )
+        if any(path == here or path.startswith(here + os.sep) for path in (os.getcwd(), os.path.abspath(dataset))):
+            raise RunError(
+                f"--overwrite would delete {output}, which holds the working directory or the dataset: choose another --output."
+            )
+    return dataclasses.replace(config, output=output, dataset=dataset)
 
-    Raises `callbacks.NonFiniteLossError` when the loss stops being finite;
-    the newest checkpoint is then the last good epoch.
+
+def resumed_config(run_dir, options, given):
+    """The config of the run in `run_dir`, continued with the `given` options (`TrainConfig.resumed`)."""
+    if options.get("overwrite"):
+        raise RunError("--resume continues a run and --overwrite replaces it: pass one of them.")
+    return read_config(run_dir).resumed(options, given, run_dir)
+
+
+def run_name(dataset):
+    name = os.path.basename(os.path.normpath(dataset))
+    return os.path.splitext(name)[0].split(":")[0] if os.path.exists(dataset) else name.split(":")[0]
+
+
+@dataclasses.dataclass
+class Run:
+    """A run ready to train: its directory, config, data and model, and where it left off."""
+
+    directory: str
+    config: TrainConfig
+    datasets: object
+    vae: object
+    replicas: int = 1
+    initial_epoch: int = 0
+    history: dict | None = None
+    latent_records: list | None = None
+
+
+def start(config, run_dir, *, resume=False, overwrite=False, given=(), engine=None):
+    """Loads and checks the data, builds the model (or restores the newest checkpoint), then writes `config.json`.
+
+    Nothing is written before every check has passed.
     """
+    config = dataclasses.replace(config, backend=keras.backend.backend())
+    datasets = build.load_data(config)
+    if not resume:
+        config = build.resolve_text_defaults(config, datasets, given)
+    build.check_data(config, datasets)
+    replicas = 1 if engine is None else distribute.num_replicas(engine)
+    if replicas > 1 and config.backend == "jax":
+        build.check_even_batches(datasets, config.batch_size, replicas)
+    run = Run(run_dir, config, datasets, None, replicas)
+    checkpoint = latest_checkpoint(run_dir) if resume else None
+    if checkpoint is not None:
+        run.vae = load_model_file(os.path.join(checkpoint[0], MODEL))
+        state = checkpoint[1]
+        run.initial_epoch, run.history, run.latent_records = state["epoch"], state["history"], state["latent_records"]
+        if run.initial_epoch >= config.epochs and os.path.isfile(os.path.join(run_dir, SUMMARY)):
+            raise RunError(
+                f"{run_dir} already trained {run.initial_epoch} epochs: pass a larger --epochs to train it longer."
+            )
+    else:
+        scaled = (
+            dataclasses.replace(config, learning_rate=config.learning_rate * replicas)
+            if config.scale_learning_rate
+            else config
+        )
+        try:
+            run.vae = build.build_vae(
+                scaled, datasets.input_shape, datasets.num_train, datasets.conditions, datasets.vocabulary
+            )
+            run.vae.initialize_decoder_bias(datasets.train)
+        except ValueError as error:
+            raise RunError(" ".join(str(error).split()) or type(error).__name__) from None
+    if not resume:
+        if overwrite and os.path.exists(run_dir):
+            shutil.rmtree(run_dir)
+        os.makedirs(run_dir)
+    write_config(run_dir, config)
+    return run
+
+
+def write_config(run_dir, config):
+    config.to_json(os.path.join(run_dir, CONFIG))
+
+
+def train(run, verbose=1, log=print):
+    """Fits the run's model for the rest of its epochs with checkpoints, diagnostics and plots.
+
+    Returns the seconds it trained, and updates `run.history` and `run.latent_records`.
+    Raises `TrainingStopped` when the loss stops being finite: the newest
+    checkpoint is then the last good epoch.
+    """
+    config, run_dir, datasets = run.config, run.directory, run.datasets
+    if run.initial_epoch >= config.epochs:  # killed after its last epoch, before the final files
+        return 0.0
     diagnostics_dir = os.path.join(run_dir, DIAGNOSTICS)
     probe_x, probe_labels = datasets.probe(PROBE_SIZE)
-    latent = callbacks.LatentDynamics(probe_x, diagnostics_dir, batch_size=config["batch_size"])
-    latent.records = list(latent_records or [])
-    watchers = [callbacks.StopOnNonFiniteLoss(), latent, callbacks.CollapseMonitor(probe_x, batch_size=config["batch_size"])]
-    autoregressive = config["architecture"] in names.AUTOREGRESSIVE_ARCHITECTURES
+    latent = callbacks.LatentDynamics(probe_x, diagnostics_dir, batch_size=config.batch_size)
+    latent.records = list(run.latent_records or [])
+    watchers = [
+        callbacks.StopOnNonFiniteLoss(),
+        latent,
+        callbacks.CollapseMonitor(probe_x, batch_size=config.batch_size),
+    ]
+    autoregressive = config.architecture in names.AUTOREGRESSIVE_ARCHITECTURES
     if is_image(datasets.input_shape):
         # An autoregressive decoder takes one pass per pixel to decode: no decoded grids every epoch.
-        watchers.append(callbacks.LatentSpacePlot(probe_x, probe_labels, diagnostics_dir, grid_size=0 if autoregressive else 15))
+        watchers.append(
+            callbacks.LatentSpacePlot(probe_x, probe_labels, diagnostics_dir, grid_size=0 if autoregressive else 15)
+        )
         if not autoregressive:
             watchers.append(callbacks.ImageGrids(probe_x, diagnostics_dir))
     if datasets.vocabulary is not None:
         datasets.vocabulary.save(os.path.join(run_dir, VOCABULARY))
     if verbose >= 2:
         watchers.append(callbacks.EpochLogger(print_fn=log))
-    watchers.append(
-        callbacks.RunCheckpoint(
-            os.path.join(run_dir, CHECKPOINTS),
-            history=history,
-            extra_state=lambda: {"latent_records": latent.records},
-            history_csv=os.path.join(run_dir, HISTORY),
-        )
+    checkpoint = callbacks.RunCheckpoint(
+        os.path.join(run_dir, CHECKPOINTS),
+        history=run.history,
+        extra_state=lambda: {"latent_records": latent.records},
+        history_csv=os.path.join(run_dir, HISTORY),
     )
     # A resumed run reshuffles differently from the epochs it already did.
-    keras.utils.set_random_seed(config["seed"] + initial_epoch)
-    start = time.perf_counter()
-    vae.fit(
-        datasets.train,
-        epochs=config["epochs"],
-        initial_epoch=initial_epoch,
-        validation_data=datasets.validation if datasets.validation is not None else datasets.test,
-        shuffle=False,  # the pipeline reshuffles every epoch
-        verbose=1 if verbose else 0,
-        callbacks=watchers,
-    )
-    return time.perf_counter() - start, watchers[-1].history, latent.records
+    keras.utils.set_random_seed(config.seed + run.initial_epoch)
+    start_time = time.perf_counter()
+    try:
+        run.vae.fit(
+            datasets.train,
+            epochs=config.epochs,
+            initial_epoch=run.initial_epoch,
+            validation_data=datasets.validation if datasets.validation is not None else datasets.test,
+            shuffle=False,  # the pipeline reshuffles every epoch
+            verbose=1 if verbose else 0,
+            callbacks=[*watchers, checkpoint],
+        )
+    except callbacks.NonFiniteLossError as error:
+        last = latest_checkpoint(run_dir)
+        kept = (
+            f"the newest checkpoint, {last[0]}, is the last good epoch"
+            if last
+            else "no epoch finished, so there is no checkpoint"
+        )
+        raise TrainingStopped(
+            f"training stopped: {error}; {kept}. Lower --learning-rate or add --clip-norm 1.0, and start again with --overwrite."
+        ) from None
+    run.history, run.latent_records = checkpoint.history, latent.records
+    return time.perf_counter() - start_time
 
 
-def finish(vae, config, run_dir, datasets, seconds, history, latent_records):
-    """Saves the final model and writes the test numbers, plots, diagnosis and summary."""
+def finish(run, seconds):
+    """Saves the final model and writes the test numbers, plots, diagnosis and summary: `(summary, diagnosis)`."""
+    config, run_dir, history = run.config, run.directory, run.history or {}
     with atomic_path(os.path.join(run_dir, MODEL)) as temporary:
-        vae.save(temporary)
-    test = vae.evaluate(datasets.test, verbose=0, return_dict=True)
-    probe_x, _ = datasets.probe(PROBE_SIZE)
-    latent = latent.latent_statistics(vae, probe_x, config["batch_size"], seed=config["seed"])
-    plotting.plot_training_curves(history, os.path.join(run_dir, CURVES), latent_records=latent_records)
+        run.vae.save(temporary)
+    # No IW-NLL here (K decoder passes per example): `keras-vae evaluate` adds it.
+    test = report.evaluate(
+        run.vae,
+        run.datasets.test,
+        batch_size=config.batch_size,
+        num_samples=None,
+        latent_examples=PROBE_SIZE,
+        seed=config.seed,
+    )
+    plotting.plot_training_curves(history, os.path.join(run_dir, CURVES), latent_records=run.latent_records)
     diagnosis = None
     if len(history.get(names.LOSS, [])) >= 2:
-        diagnosis = diagnostics.diagnose(history, config["latent_dim"], latent_curves=latent_records)
+        diagnosis = diagnostics.diagnose(history, config.latent_dim, latent_curves=run.latent_records)
         with atomic_path(os.path.join(run_dir, DIAGNOSIS)) as temporary, open(temporary, "w") as file:
             file.write(str(diagnosis) + "\n")
     summary = {
-        "test": {
-            "negative_elbo": float(test[names.RECONSTRUCTION_LOSS] + test[names.KL_LOSS]),
-            "reconstruction_loss": float(test[names.RECONSTRUCTION_LOSS]),
-            "kl_loss": float(test[names.KL_LOSS]),
-            "active_units": int(latent["active_units"]),
-            "mutual_info": float(latent["mutual_info"]),
-        },
+        "test": test.to_dict(),
         "epochs": len(history.get(names.LOSS, [])),
         "train_seconds": seconds,
         "healthy": None if diagnosis is None else diagnosis.healthy,
         "backend": keras.backend.backend(),
         "keras_version": keras.__version__,
         "keras_vae_version": __version__,
-        "input_shape": list(datasets.input_shape),
+        "input_shape": list(run.datasets.input_shape),
     }
     write_json(os.path.join(run_dir, SUMMARY), summary)
     return summary, diagnosis
 
 
-def start_directory(run_dir, config, overwrite):
-    """Creates the run directory (replacing an old one if asked) with its config."""
-    if overwrite and os.path.exists(run_dir):
-        shutil.rmtree(run_dir)
-    os.makedirs(run_dir)
-    write_config(run_dir, config)
+# ------------------------------------------------------ the other commands
+def diagnose(run_dir):
+    """The diagnosis report of a run, from its history and latent dynamics."""
+    config = read_config(run_dir)
+    history_path = os.path.join(run_dir, HISTORY)
+    if not os.path.isfile(history_path):
+        raise RunError(f"{run_dir} has no {HISTORY} yet: let its first epoch finish.")
+    records_path = os.path.join(run_dir, DIAGNOSTICS, LATENT_RECORDS)
+    records = None
+    if os.path.isfile(records_path):
+        with open(records_path) as file:
+            records = json.load(file)
+    try:
+        return diagnostics.diagnose(
+            diagnostics.read_history_csv(history_path), config.latent_dim, latent_curves=records
+        )
+    except ValueError as error:
+        raise RunError(f"{run_dir}: {error}") from None
 
 
-def write_config(run_dir, config):
-    write_json(os.path.join(run_dir, CONFIG), {"train": config})
+def check_export(run_dir, out_dir, overwrite):
+    """Refuses an export target that is not free (or an earlier export), and a model with no export."""
+    config = read_config(run_dir)
+    if os.path.exists(out_dir):
+        if not overwrite:
+            raise RunError(
+                f"{out_dir} exists: choose another OUT_DIR, or pass --overwrite to replace an earlier export."
+            )
+        if not os.path.isfile(os.path.join(out_dir, "saved_model.pb")):
+            raise RunError(
+                f"--overwrite replaces exports only, and {out_dir} is not one (no saved_model.pb): choose another OUT_DIR."
+            )
+    if config.architecture in names.AUTOREGRESSIVE_ARCHITECTURES:
+        raise RunError(
+            f"{run_dir} has an autoregressive {config.architecture} decoder, which decodes one position per call and has "
+            f"no export yet: load {os.path.join(run_dir, MODEL)} with keras.saving.load_model instead."
+        )

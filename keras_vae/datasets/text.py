@@ -1,4 +1,5 @@
-"""Sentences as token ids for the text VAE: a vocabulary read from training text, padding, and back.
+"""Sentences as token ids for the text VAE: a vocabulary read from training text, padding, and back;
+a text file of sentences as splits of token ids (`load_text_file`).
 
 Ids 0–3 are `<pad>`, `<unk>`, `<bos>` and `<eos>`; words follow by frequency.
 A sentence of n words is n ids, then `<eos>`, then `<pad>` up to the length.
@@ -7,12 +8,13 @@ A sentence of n words is n ids, then `<eos>`, then `<pad>` up to the length.
 import collections
 import gzip
 import json
+import os
 
 import numpy as np
 
-from keras_vae.names import BOS, EOS, PAD, SPECIAL_TOKENS, UNK  # noqa: F401  (the vocabulary's reserved ids)
-
+from keras_vae.datasets.splits import DataError, Splits, array_examples, seeded_split, validation_size
 from keras_vae.files import atomic_path
+from keras_vae.names import BOS, EOS, PAD, SPECIAL_TOKENS, UNK  # noqa: F401  (the vocabulary's reserved ids)
 
 TEXT_EXTENSIONS = (".txt", ".txt.gz")
 
@@ -26,6 +28,50 @@ def read_sentences(path):
     opener = gzip.open if str(path).lower().endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8") as file:
         return [line.split() for line in file if line.strip()]
+
+
+def load_text_file(path, validation_fraction, seed):
+    """Splits of a text file of sentences as token ids; test and validation from sibling files where they exist.
+
+    A file whose name holds `train` (Penn Treebank's `ptb.train.txt`) takes its
+    test and validation sentences from the files named with `test` and `valid`;
+    otherwise a seeded `validation_fraction` of its sentences is held out.
+    """
+
+    def sibling(part):
+        directory, name = os.path.split(path)
+        other = os.path.join(directory, name.replace("train", part))
+        return other if "train" in name and os.path.isfile(other) else None
+
+    train = read_sentences(path)
+    test_path, validation_path = sibling("test"), sibling("valid")
+    test = None if test_path is None else read_sentences(test_path)
+    validation = None
+    if validation_path is not None:
+        validation = read_sentences(validation_path)
+    elif train:
+        num_validation = validation_size(len(train), validation_fraction, path, has_test=test is not None)
+        validation_indices, train_indices = seeded_split(len(train), num_validation, seed)
+        validation = [train[i] for i in validation_indices]
+        train = [train[i] for i in np.sort(train_indices)]
+    if not train:
+        raise DataError(f"{path} has no sentences: write one sentence per line, words separated by spaces.")
+    vocabulary = Vocabulary.from_sentences(train)
+    length = max(len(sentence) for sentence in train + (validation or []) + (test or [])) + 1
+    encoded = {
+        name: None if sentences is None else vocabulary.encode(sentences, length)
+        for name, sentences in (("train", train), ("validation", validation), ("test", test))
+    }
+    validation = None if not validation else array_examples(encoded["validation"])
+    return Splits(
+        train=array_examples(encoded["train"]).shuffle(len(train), seed=seed, reshuffle_each_iteration=True),
+        validation=validation,
+        test=validation if test is None else array_examples(encoded["test"]),
+        input_shape=(length,),
+        name=os.path.basename(path).split(".txt")[0],
+        value_range=(0, len(vocabulary) - 1),
+        vocabulary=vocabulary,
+    )
 
 
 class Vocabulary:
@@ -100,7 +146,7 @@ class Vocabulary:
         return sentences
 
     def get_config(self):
-        return {"words": list(self.tokens[len(SPECIAL_TOKENS):])}
+        return {"words": list(self.tokens[len(SPECIAL_TOKENS) :])}
 
     @classmethod
     def from_config(cls, config):

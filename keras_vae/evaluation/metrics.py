@@ -6,7 +6,6 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_vae import likelihoods
 from keras_vae.trainers import compile_inference
 from keras_vae.datasets.batching import numpy_batches
 
@@ -31,10 +30,9 @@ def importance_weighted_nll(vae, x, num_samples=5000, chunk_size=None, seed=None
     call (`jax.jit`, `tf.function`, PyTorch without autograd) that reads the
     model's current weights; the chunks are combined with a running
     log-sum-exp, so memory does not grow with K or the number of examples. The
-    decoder's matrix products are most of the work: on a 2-core CPU, K = 5000
-    on the 10,000 MNIST test images with the default MLP takes about 11
-    minutes (10 to 13 on the three backends). The noise ε is drawn with NumPy from `seed`, so a seed gives the
-    same draws on every backend.
+    decoder's matrix products are most of the work: the cost grows as K times
+    the number of examples. The noise ε is drawn with NumPy from `seed`, so a
+    seed gives the same draws on every backend.
 
     Args:
         vae: a `keras_vae.VAE`.
@@ -111,24 +109,14 @@ def _log_sum_of_weights(vae, inputs, z_mean, z_log_var, epsilon, padding):
     # Each example once per sample; with features on one axis where that gives
     # the same sum: XLA on CPU runs a trailing axis of length 1 (MNIST's
     # channel) at half speed, which made whole chunks 1.5 times slower on JAX.
-    flat = _sums_scalar_terms(vae.likelihood)
+    flat = vae.likelihood.accepts_flat_features
     x = ops.reshape(repeated_x, (count * examples, -1)) if flat else repeated_x
     decoded = ops.reshape(decoded, (count * examples, *((-1,) if flat else decoded.shape[1:])))
-    if condition is None:
-        log_likelihood = vae.likelihood.log_prob(x, decoded)
-    else:
-        log_likelihood = vae.likelihood.log_prob(x, decoded, condition=condition)
+    log_likelihood = vae.likelihood.log_prob(x, decoded, condition=condition)
     # log p(z) - log q(z|x) with (z - μ) / σ = ε; the log(2π) terms cancel.
     log_ratio = -0.5 * ops.sum(ops.square(z) - ops.square(epsilon) - ops.expand_dims(z_log_var, 0), axis=-1)
     log_weights = ops.reshape(log_likelihood, (count, examples)) + log_ratio
     return ops.logsumexp(log_weights + ops.expand_dims(ops.cast(padding, log_weights.dtype), 1), axis=0)
-
-
-def _sums_scalar_terms(likelihood):
-    """Whether `log_prob` sums one term per feature with no per-feature parameter."""
-    if type(likelihood) is likelihoods.Bernoulli:
-        return True
-    return type(likelihood) is likelihoods.Gaussian and likelihood.learn_scale != "per_feature"
 
 
 def _count(x):
@@ -234,8 +222,5 @@ def _log_joint_on_grid(vae, inputs, z):
     repeated_x = once_per_value(x)
     codes = ops.reshape(ops.broadcast_to(ops.reshape(z, (count, 1)), (count, examples)), (count * examples, 1))
     decoded = vae.decoder(vae._decoder_inputs(codes, condition, repeated_x))
-    if condition is None:
-        log_likelihood = vae.likelihood.log_prob(repeated_x, decoded)
-    else:
-        log_likelihood = vae.likelihood.log_prob(repeated_x, decoded, condition=condition)
+    log_likelihood = vae.likelihood.log_prob(repeated_x, decoded, condition=condition)
     return ops.reshape(log_likelihood, (count, examples)) - 0.5 * ops.expand_dims(ops.square(z), 1)

@@ -57,8 +57,7 @@ class ConditionalVAE(VAE):
             )
         super().__init__(encoder, decoder, likelihood=likelihood, latent_dim=latent_dim, seed=seed, **kwargs)
         self.condition_dim = _condition_dim(self.conditions)
-        if getattr(self.likelihood, "condition_dim", 0) is None:  # e.g. a dispersion per gene and condition
-            self.likelihood.condition_dim = self.condition_dim
+        self.likelihood.set_condition_dim(self.condition_dim)
 
     @classmethod
     def from_input_shape(cls, input_shape, conditions, latent_dim=32, architecture="mlp", likelihood="bernoulli",
@@ -123,8 +122,8 @@ class ConditionalVAE(VAE):
     # ---------------------------------------------------------------- usage
     def decode(self, z, condition=None):
         """The mean of p(x|z, condition); `condition` is `{name: values}` (scalars apply to every z)."""
-        decoded = self.decoder(self._decoder_inputs(z, self._broadcast_condition(condition, ops.shape(z)[0]), None))
-        return self.likelihood.mean(decoded)
+        vector = self._broadcast_condition(condition, ops.shape(z)[0])
+        return self.likelihood.mean(self.decoder(self._decoder_inputs(z, vector, None)), condition=vector)
 
     def reconstruct(self, inputs, condition=None):
         """The decoded mean at the posterior mean of `inputs`.

@@ -1,20 +1,13 @@
 """The variational autoencoder model."""
 
-import collections.abc
-import itertools
-
 import keras
 import numpy as np
 from keras import ops
 
-from keras_vae import likelihoods, networks, schedules
-from keras_vae import names
-from keras_vae.trainers import VAETrainer, scale_loss_for_replicas
-from keras_vae.trainers.aggressive import AggressiveTrainingSwitch, run_inner_encoder_steps
+from keras_vae import likelihoods, names, networks, schedules
 from keras_vae.datasets.batching import numpy_batches
 from keras_vae.ops.kl import free_bits_kl, gaussian_kl
-from keras_vae.trainers.optimizer import EncoderDecoderOptimizer
-from keras_vae.datasets import batching
+from keras_vae.trainers import VAETrainer, scale_loss_for_replicas
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -27,7 +20,9 @@ class VAE(VAETrainer, keras.Model):
     mean of `-log p(x|z) + β · KL(q(z|x) || N(0, I))`, where β follows a schedule
     and the KL term may be clamped per dimension (free bits). See `compile` for
     the training options, including He et al. (2019)'s aggressive encoder
-    updates; `keras_vae.networks` for the encoder/decoder contract.
+    updates; `keras_vae.networks` for the encoder/decoder contract;
+    `keras_vae.trainers.BaseVAETrainer` for the training loop (`fit`,
+    `train_part_on_batch`) and what it needs from a model.
 
     Every epoch logs `loss`, `reconstruction_loss`, `kl_loss` (the true KL, also
     with free bits) and `beta`, and their `val_` versions.
@@ -61,38 +56,10 @@ class VAE(VAETrainer, keras.Model):
         self.latent_dim = latent_dim or _infer_latent_dim(decoder)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
-        # Training state that must live in the model (not in Python) so that
-        # jitted steps see it and a saved model resumes with it.
-        self.train_iterations = self.add_weight(
-            shape=(),
-            dtype="int32",
-            initializer="zeros",
-            trainable=False,
-            name="train_iterations",
-            # Counted once per step, not once per tf.distribute replica.
-            aggregation="only_first_replica",
-        )
-        self.aggressive_mode = self.add_weight(
-            shape=(), dtype="int32", initializer="zeros", trainable=False, name="aggressive_mode"
-        )
-        # He et al.'s stopping rule, kept across fit() calls and saves.
-        self.best_mutual_info = self.add_weight(
-            shape=(), initializer=keras.initializers.Constant(-1e9), trainable=False, name="best_mutual_info"
-        )
-        self.epochs_without_mi_gain = self.add_weight(
-            shape=(), dtype="int32", initializer="zeros", trainable=False, name="epochs_without_mi_gain"
-        )
         self.loss_terms_tracker = _MeanOfTerms((names.RECONSTRUCTION_LOSS, names.KL_LOSS, names.BETA))
-        # Training options, replaced by `compile`.
+        # Options of the objective, replaced by `compile` (the trainer holds its own and the training state).
         self.beta_schedule = schedules.Constant(1.0)
         self.free_bits = 0.0
-        self.aggressive = False
-        self.max_inner_steps = 100
-        self.inner_check_every = 10
-        self.mi_patience = 1
-        self._encoder_batches = None
-        self._inner_step_counts = []
-        self._encoder_variable_ids = None
 
     @classmethod
     def from_input_shape(cls, input_shape, latent_dim=32, architecture="mlp", likelihood="bernoulli", seed=None, **kwargs):
@@ -235,10 +202,7 @@ class VAE(VAETrainer, keras.Model):
         """
         x, condition = self._split_inputs(x)
         x = ops.cast(x, self.compute_dtype)
-        if condition is None:
-            reconstruction = -self.likelihood.log_prob(x, outputs["decoded"])
-        else:
-            reconstruction = -self.likelihood.log_prob(x, outputs["decoded"], condition=condition)
+        reconstruction = -self.likelihood.log_prob(x, outputs["decoded"], condition=condition)
         kl_per_dim = gaussian_kl(outputs["z_mean"], outputs["z_log_var"])
         beta = self.beta_schedule(self.train_iterations)
         reconstruction_loss = ops.mean(reconstruction)
@@ -269,7 +233,7 @@ class VAE(VAETrainer, keras.Model):
         return terms[names.LOSS]
 
     def _step_loss(self, x, part):
-        """The loss a gradient step on `part` differentiates (shared by all backends).
+        """The loss a gradient step on `part` differentiates (the trainer's hook, shared by all backends).
 
         Encoder-only steps of the inner loop leave the metrics and the iteration
         counter alone, so epoch logs and β describe the model's iterations.
@@ -279,11 +243,9 @@ class VAE(VAETrainer, keras.Model):
         outputs = self(x, training=True)
         if part == names.ENCODER:
             return self.loss_terms(x, outputs)[names.LOSS]
-        loss = self._objective(x, outputs, training=True)
-        self._loss_tracker.update_state(loss, sample_weight=_batch_size(x))
-        return loss
+        return self._objective(x, outputs, training=True)
 
-    # -------------------------------------------------------------- training
+    # ------------------------------------------------------ training options
     def compile(
         self,
         optimizer="adam",
@@ -333,13 +295,7 @@ class VAE(VAETrainer, keras.Model):
             if int(value) < 1:
                 raise ValueError(f"`{name}` must be a positive integer; got {value}.")
 
-        if isinstance(optimizer, EncoderDecoderOptimizer):
-            if encoder_optimizer is not None:
-                raise ValueError("Pass `encoder_optimizer` or an EncoderDecoderOptimizer, not both.")
-            pair = optimizer
-        else:
-            pair = EncoderDecoderOptimizer(encoder_optimizer, decoder_optimizer=optimizer)
-        pair.is_encoder_variable = self._is_encoder_variable
+        pair = self._encoder_decoder_optimizer(optimizer, encoder_optimizer)
         super().compile(optimizer=pair, **kwargs)
 
         self.beta_schedule = schedules.get(beta)
@@ -371,132 +327,6 @@ class VAE(VAETrainer, keras.Model):
         self.compile(**{k: keras.saving.deserialize_keras_object(v) for k, v in config.items()})
         if self.built:
             self.optimizer.build(self.trainable_variables)
-
-    def fit(
-        self,
-        x=None,
-        y=None,
-        batch_size=None,
-        epochs=1,
-        verbose="auto",
-        callbacks=None,
-        validation_split=0.0,
-        validation_data=None,
-        **kwargs,
-    ):
-        """`keras.Model.fit`, plus the extra data and callback of aggressive training.
-
-        With `aggressive=True`, the inner encoder loop draws random minibatches
-        of `x` (a `tf.data.Dataset` in its own order: shuffle it with
-        `reshuffle_each_iteration`), and I(x; z) is measured after each epoch on
-        `validation_data` (on `x` when there is none).
-        """
-        if kwargs.get("sample_weight") is not None or kwargs.get("class_weight") is not None:
-            raise ValueError("VAE does not weight examples: remove `sample_weight` (or `class_weight`) from fit().")
-        callbacks = list(callbacks or [])
-        if self.aggressive:
-            if validation_split:
-                raise ValueError(
-                    "Aggressive training draws extra batches from all of `x`, held-out part "
-                    "included: pass validation_data instead of validation_split."
-                )
-            if isinstance(x, collections.abc.Iterator):
-                raise ValueError(
-                    "Aggressive training reads `x` twice (fit's pass and the inner loop's random "
-                    "batches); a one-shot iterator or generator cannot be: pass arrays, a "
-                    "tf.data.Dataset or a keras.utils.PyDataset."
-                )
-            self._encoder_batches = batching.random_batches(x, batch_size or 32)
-            # First, so that CSVLogger, TensorBoard and checkpoints see its logs and its decision.
-            callbacks.insert(
-                0,
-                AggressiveTrainingSwitch(
-                    x if validation_data is None else validation_data,
-                    patience=self.mi_patience,
-                    batch_size=batch_size or 128,
-                ),
-            )
-        try:
-            return super().fit(
-                x,
-                y,
-                batch_size=batch_size,
-                epochs=epochs,
-                verbose=verbose,
-                callbacks=callbacks,
-                validation_split=validation_split,
-                validation_data=validation_data,
-                **kwargs,
-            )
-        finally:
-            self._encoder_batches = None
-
-    def train_part_on_batch(self, x, part):
-        """One gradient step on `part` (`"encoder"`, `"decoder"` or `"joint"`) of the batch `x`.
-
-        The building block of aggressive training, for custom loops. An encoder
-        step updates only the encoder and its optimizer, and leaves the metrics
-        and the β schedule's iteration counter unchanged; a decoder step updates
-        only the decoder (and learned likelihood parameters) and its optimizer.
-
-        Returns:
-            The batch loss for an encoder step; the running metrics (a dict) otherwise.
-        """
-        if part not in names.PARTS:
-            raise ValueError(f"`part` must be one of {names.PARTS}; got {part!r}.")
-        if not self.built:
-            self(x)
-        if not self.optimizer.built:
-            self.optimizer.build(self.trainable_variables)
-        return self._train_part_on_batch(x, part)
-
-    def is_aggressive(self):
-        """Whether iterations currently run He et al.'s inner encoder loop."""
-        # Through a tensor: a tf.distribute MirroredVariable is not an array inside its scope.
-        return bool(ops.convert_to_numpy(ops.convert_to_tensor(self.aggressive_mode)))
-
-    def pop_inner_step_counts(self):
-        """Inner encoder updates of each aggressive iteration since the last call."""
-        counts, self._inner_step_counts = list(self._inner_step_counts), []
-        return counts
-
-    def _run_iteration(self, data, run_step, aggressive):
-        """One training iteration, whatever the backend.
-
-        `run_step(part, batch)` is the backend's compiled gradient step on
-        `part`; in aggressive mode the encoder first runs its inner loop.
-        """
-        if not aggressive:
-            return run_step(names.JOINT, data)
-        batches = self._encoder_batches
-        if batches is None:  # e.g. train_on_batch: no training set to draw from
-            batches = itertools.repeat(keras.utils.unpack_x_y_sample_weight(data)[0])
-        steps = run_inner_encoder_steps(
-            lambda batch: run_step(names.ENCODER, batch),
-            batches,
-            self.max_inner_steps,
-            self.inner_check_every,
-        )
-        if self._encoder_batches is not None:  # inside fit, whose switch reads and clears them
-            self._inner_step_counts.append(steps)
-        return run_step(names.DECODER, data)
-
-    def _is_encoder_variable(self, variable):
-        if self._encoder_variable_ids is None and self.encoder.built:
-            self._encoder_variable_ids = {id(v) for v in self.encoder.variables}
-        return id(variable) in (self._encoder_variable_ids or ())
-
-    def _trainable_indices(self, part):
-        """Positions in `trainable_variables` of the variables a step on `part` updates."""
-        return [
-            i
-            for i, variable in enumerate(self.trainable_variables)
-            if part == names.JOINT or (part == names.ENCODER) == self._is_encoder_variable(variable)
-        ]
-
-    def _trainable_variables_of(self, part):
-        variables = self.trainable_variables
-        return [variables[i] for i in self._trainable_indices(part)]
 
     # --------------------------------------------------------- serialization
     def get_config(self):
@@ -548,7 +378,7 @@ def _default_networks(input_shape, latent_dim, architecture, likelihood, encoder
             f"Unknown architecture {architecture!r}: use one of "
             f"{sorted(networks.ARCHITECTURES)}, or build your own encoder and decoder."
         )
-    per_feature = getattr(likelihood, "parameters_per_feature", 1)
+    per_feature = likelihood.parameters_per_feature
     build_encoder, build_decoder = networks.ARCHITECTURES[architecture]
     if architecture == "lstm":
         if not isinstance(likelihood, likelihoods.Categorical):
@@ -567,7 +397,7 @@ def _default_networks(input_shape, latent_dim, architecture, likelihood, encoder
         input_shape,
         latent_dim,
         condition_dim=encoder_condition_dim,
-        input_transform=getattr(likelihood, "encoder_input_transform", None),
+        input_transform=likelihood.encoder_input_transform,
     )
     return encoder, build_decoder(output_shape, latent_dim, condition_dim=decoder_condition_dim)
 

@@ -1,15 +1,18 @@
-"""Per-backend gradient bookkeeping of the VAE train steps, chosen once, at import.
+"""The VAE's training: one loop (`base.BaseVAETrainer`), the backend's gradient steps chosen once, at import.
 
-Each module defines `VAETrainer`, a mixin with the same methods, the way Keras
-splits its own trainers (`keras/src/backend/{tensorflow,jax,torch}/trainer.py`),
-and `compile_inference(model, fn)`, which compiles a `keras.ops` function of a
-model for repeated evaluation without gradients, and
-`scale_loss_for_replicas(loss)`: a device's loss over the number of devices
-where the engine sums their gradients (tf.distribute), else unchanged. Everything else (loss, β
-schedule, free bits, the inner loop, the estimators) is in `keras.ops`.
+Each of `tensorflow.py`, `jax.py` and `torch.py` defines `VAETrainer`, a
+`BaseVAETrainer` with the same three gradient-bookkeeping methods, the way Keras
+splits its own trainers (`keras/src/backend/{tensorflow,jax,torch}/trainer.py`);
+`compile_inference(model, fn)`, which compiles a `keras.ops` function of a model
+for repeated evaluation without gradients; and `scale_loss_for_replicas(loss)`:
+a device's loss over the number of devices where the engine sums their
+gradients (tf.distribute), else unchanged. Everything else (loss, β schedule,
+free bits, the inner loop, the estimators) is in `keras.ops`.
 """
 
 import keras
+
+from keras_vae.trainers.base import BaseVAETrainer
 
 _BACKEND = keras.backend.backend()
 if _BACKEND == "tensorflow":
@@ -24,4 +27,4 @@ else:
         f"{_BACKEND!r}: set KERAS_BACKEND to one of them."
     )
 
-__all__ = ["VAETrainer", "compile_inference", "scale_loss_for_replicas"]
+__all__ = ["BaseVAETrainer", "VAETrainer", "compile_inference", "scale_loss_for_replicas"]

@@ -16,8 +16,10 @@ import keras
 import numpy as np
 
 from keras_vae import names
+from keras_vae.trainers.base import BaseVAETrainer
 
-class VAETrainer:
+
+class VAETrainer(BaseVAETrainer):
     def _train_step(self, state, data, part):
         trainable, non_trainable, optimizer_values, metrics_values = state
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -25,15 +27,15 @@ class VAETrainer:
 
         def loss_fn(part_values):
             values = list(trainable)
-            for i, value in zip(indices, part_values):
+            for i, value in zip(indices, part_values, strict=True):
                 values[i] = value
             mapping = [
-                *zip(self.trainable_variables, values),
-                *zip(self.non_trainable_variables, non_trainable),
-                *zip(self.metrics_variables, metrics_values),
+                *zip(self.trainable_variables, values, strict=True),
+                *zip(self.non_trainable_variables, non_trainable, strict=True),
+                *zip(self.metrics_variables, metrics_values, strict=True),
             ]
             with keras.StatelessScope(state_mapping=mapping) as scope:
-                loss = self._step_loss(x, part)
+                loss = self._part_loss(x, part)
             return loss, (
                 [scope.get_current_value(v) for v in self.non_trainable_variables],
                 [scope.get_current_value(v) for v in self.metrics_variables],
@@ -42,7 +44,7 @@ class VAETrainer:
         (loss, (non_trainable, metrics_values)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             [trainable[i] for i in indices]
         )
-        gradient_of = dict(zip(indices, grads))
+        gradient_of = dict(zip(indices, grads, strict=True))
         trainable, optimizer_values = list(trainable), list(optimizer_values)
         for name, (optimizer, variables) in self.optimizer.parts().items():
             if part not in (name, names.JOINT):
@@ -51,25 +53,23 @@ class VAETrainer:
             new_values, optimizer_values[variables] = optimizer.stateless_apply(
                 optimizer_values[variables], [gradient_of[i] for i in owned], [trainable[i] for i in owned]
             )
-            for i, value in zip(owned, new_values):
+            for i, value in zip(owned, new_values, strict=True):
                 trainable[i] = value
 
         if part == names.ENCODER:
             logs = loss
         else:
-            with keras.StatelessScope(state_mapping=list(zip(self.metrics_variables, metrics_values))):
+            with keras.StatelessScope(state_mapping=list(zip(self.metrics_variables, metrics_values, strict=True))):
                 logs = self.get_metrics_result()
         return logs, (trainable, non_trainable, optimizer_values, metrics_values)
 
-    def make_train_function(self, force=False):
-        if self.train_function is not None and not force:
-            return self.train_function
-        self._part_steps = {}
-        for part in names.PARTS:
-            step = functools.partial(self._train_step, part=part)
-            if not self.run_eagerly and self.jit_compile:
-                step = jax.jit(step, donate_argnums=0)
-            self._part_steps[part] = step
+    def _compile_part_step(self, part):
+        step = functools.partial(self._train_step, part=part)
+        if self.run_eagerly or not self.jit_compile:
+            return step
+        return jax.jit(step, donate_argnums=0)
+
+    def _keras_train_function(self):
         flag = next(i for i, v in enumerate(self.non_trainable_variables) if v is self.aggressive_mode)
 
         def train_function(state, iterator):
@@ -82,20 +82,20 @@ class VAETrainer:
             logs = self._run_iteration(next(iterator), run_step, aggressive=bool(state[1][flag]))
             return logs, state
 
-        self.train_function = train_function
         return train_function
 
-    def _train_part_on_batch(self, x, part):
-        self.make_train_function()
-        state = self._get_jax_state(
-            trainable_variables=True, non_trainable_variables=True, optimizer_variables=True, metrics_variables=True
+    def _run_part_step(self, part, data):
+        # The state in Keras's order (what its JAX `fit` passes to `train_function`).
+        groups = (
+            self.trainable_variables,
+            self.non_trainable_variables,
+            self.optimizer.variables,
+            self.metrics_variables,
         )
-        logs, state = self._part_steps[part](state, _distribute_batch((x,)))
-        for variables, values in zip(
-            (self.trainable_variables, self.non_trainable_variables, self.optimizer.variables, self.metrics_variables),
-            state,
-        ):
-            for variable, value in zip(variables, values):
+        state = tuple([variable.value for variable in group] for group in groups)
+        logs, state = self._part_steps[part](state, _distribute_batch(data))
+        for group, values in zip(groups, state, strict=True):
+            for variable, value in zip(group, values, strict=True):
                 variable.assign(value)
         return logs
 
@@ -127,7 +127,7 @@ def compile_inference(model, fn):
 
     @jax.jit
     def stateless(values, *args):
-        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+        with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
             return fn(*args)
 
     return lambda *args: stateless([v.value for v in variables], *args)

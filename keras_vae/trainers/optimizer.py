@@ -4,12 +4,12 @@ Aggressive training (He et al., 2019) updates the encoder alone, then the decode
 alone, so each needs its own optimizer state: masking gradients of a single Adam
 would still move the masked weights through its moment estimates. Keras trains
 and saves `model.optimizer`, so this wrapper puts both there: their variables
-travel in the JAX train state, and a `.keras` file restores each one's state to
-the same variables. (Keras's `MultiOptimizer` does the first but, as of Keras
-3.15, not the second.)
+travel in the JAX train state, and a `.keras` file restores each one's state.
 """
 
 import keras
+
+from keras_vae import names
 
 
 def _copy(optimizer):
@@ -29,6 +29,29 @@ class EncoderDecoderOptimizer(keras.optimizers.Optimizer):
 
     `iterations` counts training iterations: the decoder's optimizer takes one
     step per iteration in every mode, the encoder's takes more in aggressive mode.
+
+    Why not `keras.optimizers.MultiOptimizer` (measured on Keras 3.15.1)? It
+    restores its optimizers' state from a `.keras` file as this class does
+    (same optimizer variables after loading, same weights after training on, on
+    TensorFlow and JAX), but a VAE's steps need what it lacks, and a subclass
+    would override nearly all of it:
+
+    - A step on one part: its `apply` raises unless it gets a gradient for
+      every variable it was built on.
+    - One learning rate: it raises on `learning_rate`. And since it has
+      `optimizers`, `keras.callbacks.LearningRateScheduler` treats it as several:
+      it logs `learning_rate_<name>` per optimizer instead of `learning_rate`,
+      and sets nothing before the optimizer is built (the first epoch on
+      TensorFlow, which builds it at the first trace).
+    - Routing by network: a variable's path names its layer, not its network
+      (`dense/kernel`), so an `OptimizerMap` of path patterns cannot tell the
+      encoder from the decoder, and a routing function does not serialize.
+    - Iterations: it counts every `apply`, encoder-only steps included.
+    - The file: it saves its optimizers' variables twice (as theirs and again
+      as its own: 50 entries instead of 26 for a small VAE with two Adams), and
+      warns that it skips its own on reading a file that this class wrote.
+    - `parts()`: each optimizer with its slice of `variables`, for the JAX
+      trainer's stateless step on one part.
 
     Args:
         encoder_optimizer: optimizer or name for the inference network φ;
@@ -57,6 +80,8 @@ class EncoderDecoderOptimizer(keras.optimizers.Optimizer):
         self.decoder_optimizer.build([v for v in var_list if not self.is_encoder_variable(v)])
         super().build(var_list)
 
+    # `_variables` and `_trainable_variables` are the base Optimizer's own
+    # lists (its variables; what it was built on), as Keras's MultiOptimizer uses them.
     @property
     def variables(self):
         return self._variables + self.encoder_optimizer.variables + self.decoder_optimizer.variables
@@ -68,8 +93,8 @@ class EncoderDecoderOptimizer(keras.optimizers.Optimizer):
         middle = start + len(self.encoder_optimizer.variables)
         end = middle + len(self.decoder_optimizer.variables)
         return {
-            "encoder": (self.encoder_optimizer, slice(start, middle)),
-            "decoder": (self.decoder_optimizer, slice(middle, end)),
+            names.ENCODER: (self.encoder_optimizer, slice(start, middle)),
+            names.DECODER: (self.decoder_optimizer, slice(middle, end)),
         }
 
     def apply(self, grads, trainable_variables=None):
@@ -82,7 +107,7 @@ class EncoderDecoderOptimizer(keras.optimizers.Optimizer):
                 "optimizer.build(model.trainable_variables) first."
             )
         routed = {True: ([], []), False: ([], [])}
-        for grad, variable in zip(grads, trainable_variables):
+        for grad, variable in zip(grads, trainable_variables, strict=True):
             gradients, variables = routed[bool(self.is_encoder_variable(variable))]
             gradients.append(grad)
             variables.append(variable)

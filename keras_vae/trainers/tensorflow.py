@@ -11,14 +11,15 @@ import keras
 import tensorflow as tf
 
 from keras_vae import names
+from keras_vae.trainers.base import BaseVAETrainer
 
 
-class VAETrainer:
+class VAETrainer(BaseVAETrainer):
     def _train_step(self, data, part):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         variables = self._trainable_variables_of(part)
         with tf.GradientTape() as tape:
-            loss = self._step_loss(x, part)
+            loss = self._part_loss(x, part)
             # Keras scales its own losses for the replicas, not a custom one
             # (measured: steps twice as large on two replicas without this).
             scaled_loss = scale_loss_for_replicas(loss)
@@ -37,24 +38,20 @@ class VAETrainer:
         outputs = strategy.run(functools.partial(self._train_step, part=part), args=(data,))
         return tf.nest.map_structure(lambda value: strategy.reduce("MEAN", value, axis=None), outputs)
 
-    def make_train_function(self, force=False):
-        if self.train_function is not None and not force:
-            return self.train_function
-        self._part_steps = {}
-        for part in names.PARTS:
-            step = functools.partial(self._distributed_step, part=part)
-            if not self.run_eagerly:
-                step = tf.function(step, jit_compile=self.jit_compile, reduce_retracing=True)
-            self._part_steps[part] = step
+    def _compile_part_step(self, part):
+        step = functools.partial(self._distributed_step, part=part)
+        if self.run_eagerly:
+            return step
+        return tf.function(step, jit_compile=self.jit_compile, reduce_retracing=True)
 
-        def run_step(part, batch):
-            return self._part_steps[part](self._distribute_batch(batch))
-
+    def _keras_train_function(self):
         def train_function(iterator):
-            return self._run_iteration(next(iterator), run_step, aggressive=self.is_aggressive())
+            return self._run_iteration(next(iterator), self._run_part_step, aggressive=self.is_aggressive())
 
-        self.train_function = train_function
         return train_function
+
+    def _run_part_step(self, part, data):
+        return self._part_steps[part](self._distribute_batch(data))
 
     def _distribute_batch(self, batch):
         """A batch that is not yet split (the inner loop's, `train_part_on_batch`'s) split over the replicas."""
@@ -78,27 +75,27 @@ class VAETrainer:
 
         return strategy.experimental_distribute_values_from_function(replica_slice)
 
+    # Keras internals, the only ones keras-vae uses on TensorFlow: Keras has no
+    # public hook for the first-batch build of `fit` under a strategy.
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Keras (3.15) averages the first batch over the replicas only to read its
         # shapes, which fails when it does not split evenly (19 examples on two
         # devices); the first replica's slice has the shapes too.
-        strategy = self._distribute_strategy
-        if strategy is None or iterator is None:
+        strategy = self.distribute_strategy
+        if iterator is None or strategy.num_replicas_in_sync == 1:
             return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
         for _, _, batches in iterator:
             data_batch = tf.nest.map_structure(
-                lambda value: strategy.experimental_local_results(value)[0]
-                if isinstance(value, tf.distribute.DistributedValues)
-                else value,
+                lambda value: (
+                    strategy.experimental_local_results(value)[0]
+                    if isinstance(value, tf.distribute.DistributedValues)
+                    else value
+                ),
                 next(batches),
             )
             break
         with strategy.scope():
             self._symbolic_build(data_batch=data_batch)
-
-    def _train_part_on_batch(self, x, part):
-        self.make_train_function()
-        return self._part_steps[part](self._distribute_batch((x,)))
 
 
 def scale_loss_for_replicas(loss):

@@ -1,47 +1,45 @@
 """VAE gradient steps on PyTorch: backward pass, then the part's optimizer."""
 
+import functools
+
 import keras
 import torch
 
 from keras_vae import names
+from keras_vae.trainers.base import BaseVAETrainer
 
 
-class VAETrainer:
+class VAETrainer(BaseVAETrainer):
     def _train_step(self, data, part, variables):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         self.zero_grad()
-        loss = self._step_loss(x, part)
+        loss = self._part_loss(x, part)
         loss.backward()
         with torch.no_grad():
             self.optimizer.apply([v.value.grad for v in variables], variables)
         return loss.detach() if part == names.ENCODER else self.get_metrics_result()
 
-    def make_train_function(self, force=False):
-        if self.train_function is not None and not force:
-            return self.train_function
-        # Looked up once: walking the layers for them on every step costs time.
-        part_variables = {part: self._trainable_variables_of(part) for part in names.PARTS}
+    def _compile_part_step(self, part):
+        # The variables looked up once: walking the layers for them on every step costs time.
+        return functools.partial(self._train_step, part=part, variables=self._trainable_variables_of(part))
 
-        def run_step(part, batch):
-            return self._train_step(batch, part, part_variables[part])
-
+    def _keras_train_function(self):
         def train_function(data):
             # Keras's torch fit passes a list of one batch.
-            return self._run_iteration(data[0], run_step, aggressive=self.is_aggressive())
+            return self._run_iteration(data[0], self._run_part_step, aggressive=self.is_aggressive())
 
-        self.train_function = train_function
         return train_function
 
-    def _train_part_on_batch(self, x, part):
-        return self._train_step((x,), part, self._trainable_variables_of(part))
+    def _run_part_step(self, part, data):
+        return self._part_steps[part](data)
 
 
 def compile_inference(model, fn):
     """`fn(*tensors)`, a function that reads `model`'s variables, run without autograd.
 
     It runs eagerly on the live variables, recording nothing for gradients.
-    (`torch.compile` took 40 s per input shape for the default MLP on CPU:
-    longer than small evaluations take in all.)
+    (`torch.compile` compiles once per input shape, which for the default MLP
+    on CPU took longer than small evaluations take in all.)
     """
 
     def run(*args):

@@ -1,0 +1,216 @@
+"""The training options of `keras-vae train` as one typed value, and where they come from.
+
+Flags, else a `--config` file (TOML or JSON, one section per command), else the
+defaults; a run directory keeps them in `config.json` as a `[train]` section,
+itself a valid config file. The model's own config is Keras's `get_config`: this
+is only the command line's.
+"""
+
+import dataclasses
+import difflib
+import json
+import os
+import tomllib
+
+import click
+
+from keras_vae import names
+from keras_vae.files import write_json
+
+# Options a resumed run may change; the others are the run's own.
+RESUMABLE = frozenset({"epochs", "backend", "quiet", "verbose", "resume", "distribute", "devices"})
+# Options of `train` that say how to run it, not what the run is: not in config.json.
+NOT_SAVED = frozenset({"resume", "overwrite", "quiet", "verbose"})
+SECTION = "train"
+
+
+class ConfigError(ValueError):
+    """Options that cannot be used (together, or from this file): the message says which and what to do."""
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """What a training run was asked for: data, model, objective, optimizer and budget.
+
+    Field names are the long option names with underscores (`--latent-dim` is
+    `latent_dim`) and the keys of a run's `config.json`; the defaults are the
+    command line's.
+    """
+
+    # Data
+    dataset: str = "mnist"
+    condition: list = dataclasses.field(default_factory=list)
+    test_split: str = "test"
+    validation_fraction: float = 0.1
+    binarize: str = "none"
+    batch_size: int = 128
+    seed: int = 0
+    # Model
+    architecture: str = names.MLP
+    latent_dim: int = 32
+    likelihood: str = "bernoulli"
+    # Objective: β and its schedule, free bits, He et al. (2019)'s aggressive encoder training
+    beta: float = 1.0
+    beta_schedule: str = names.BETA_CONSTANT
+    beta_warmup_steps: int | None = None
+    beta_cycles: int = 4
+    beta_ratio: float = 0.5
+    free_bits: float = 0.0
+    aggressive: bool = False
+    max_inner_steps: int = 100
+    inner_check_every: int = 10
+    mi_patience: int = 1
+    # Optimizer
+    optimizer: str = "adam"
+    weight_decay: float | None = None
+    clip_norm: float | None = None
+    clip_value: float | None = None
+    learning_rate: float = 1e-3
+    lr_schedule: str = names.LEARNING_RATE_CONSTANT
+    # Budget and placement
+    epochs: int = 10
+    distribute: str = "none"
+    devices: int | None = None
+    scale_learning_rate: bool = False
+    output: str | None = None
+    backend: str | None = None
+
+    @classmethod
+    def from_options(cls, options):
+        """The config of parsed options (a dict with at least every field; other keys are ignored)."""
+        values = {field.name: options[field.name] for field in dataclasses.fields(cls) if field.name in options}
+        if "condition" in values:
+            values["condition"] = list(values["condition"] or ())
+        return cls(**values)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def to_json(self, path):
+        """Writes `{"train": {...}}` atomically: a config file that reproduces the run."""
+        write_json(path, {SECTION: self.to_dict()})
+
+    @classmethod
+    def from_json(cls, path):
+        """Reads what `to_json` wrote; keys missing from older files take the defaults."""
+        try:
+            with open(path) as file:
+                values = dict(json.load(file)[SECTION])
+            unknown = sorted(set(values) - {field.name for field in dataclasses.fields(cls)})
+            if unknown:
+                raise ValueError(f"unknown keys {', '.join(unknown)}")
+            return cls.from_options(values)
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ConfigError(
+                f"{path} is unreadable ({error}): restore it, or start the run again with --overwrite."
+            ) from None
+
+    def check(self):
+        """Refuses options that contradict each other."""
+        if self.aggressive and self.lr_schedule != names.LEARNING_RATE_CONSTANT:
+            raise ConfigError(
+                f"--aggressive with --lr-schedule {self.lr_schedule}: aggressive training steps the encoder a varying "
+                "number of times per iteration, so a step-indexed schedule would run ahead on the encoder; "
+                "use --lr-schedule constant."
+            )
+        if self.beta_warmup_steps is not None and self.beta_schedule not in (names.BETA_LINEAR, names.BETA_COSINE):
+            raise ConfigError(
+                f"--beta-warmup-steps sets a warm-up, but --beta-schedule is {self.beta_schedule}: "
+                "pass --beta-schedule linear or cosine."
+            )
+        if self.clip_norm is not None and self.clip_value is not None:
+            raise ConfigError("--clip-norm and --clip-value both clip the gradients: pass one of them.")
+        if self.distribute == "none" and (self.devices is not None or self.scale_learning_rate):
+            raise ConfigError("--devices and --scale-learning-rate go with --distribute data-parallel.")
+
+    def resumed(self, options, given, run_dir):
+        """This (saved) config continued with `options`, of which `given` were set by a flag or a config file.
+
+        Only the RESUMABLE options may differ from the run's; a longer run is
+        refused when its schedules were sized for the number of epochs it had.
+        """
+        saved = self.to_dict()
+
+        def same(name):
+            value = options[name]
+            if name == "dataset" and os.path.exists(value):
+                return os.path.abspath(value) == saved.get(name)
+            return (list(value) if isinstance(value, tuple) else value) == saved.get(name)
+
+        changed = [name for name in sorted(set(given) - RESUMABLE) if not same(name)]
+        if changed:
+            flags = ", ".join("--" + name.replace("_", "-") for name in changed)
+            raise ConfigError(
+                f"--resume continues {run_dir} with the options it was started with: drop {flags}, or start a new run."
+            )
+        updates = {
+            name: options[name]
+            for name in ("epochs", "backend", "distribute", "devices")
+            if name in given and options[name] is not None
+        }
+        epochs = updates.get("epochs", self.epochs)
+        if epochs != self.epochs and (
+            self.lr_schedule != names.LEARNING_RATE_CONSTANT or self.beta_schedule == names.BETA_CYCLICAL
+        ):
+            raise ConfigError(
+                f"--epochs {epochs}: the learning-rate and β schedules of {run_dir} were sized for "
+                f"{self.epochs} epochs; resume without --epochs, or start a new run."
+            )
+        return dataclasses.replace(self, **updates)
+
+
+# ------------------------------------------------------------------ config files
+def file_defaults(path, commands, name):
+    """The values the config file at `path` gives command `name`, for click's `default_map`.
+
+    `commands` maps every command name to its click command: each section must
+    name one, and each key one of its options (long name, dashes or underscores).
+    `lr-find` also reads `[train]` (but not its `output`): the range test is for
+    the model `[train]` describes.
+    """
+    try:
+        with open(path, "rb") as file:
+            sections = json.load(file) if path.endswith(".json") else tomllib.load(file)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"cannot read {path}: {' '.join(str(error).split())}") from None
+    if not isinstance(sections, dict):
+        raise ConfigError(f"{path} must hold sections, one per command, e.g. [train]")
+    for section, values in sections.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: '{section}' must sit in a command's section, e.g. [train]")
+        if section not in commands:
+            raise ConfigError(f"{path}: unknown section [{section}]{_did_you_mean(section, commands)}")
+        known = option_keys(commands[section])
+        for key in values:
+            if key.replace("-", "_") not in known:
+                options = sorted({option.replace("_", "-") for option in known})
+                raise ConfigError(
+                    f"{path}: unknown key '{key}' in [{section}]{_did_you_mean(key.replace('_', '-'), options)}"
+                )
+    known = option_keys(commands[name])
+    defaults = {}
+    if name == "lr-find":
+        train = {
+            known[k.replace("-", "_")]: v for k, v in sections.get(SECTION, {}).items() if k.replace("-", "_") in known
+        }
+        defaults.update({k: v for k, v in train.items() if k != "output"})
+    defaults.update({known[k.replace("-", "_")]: v for k, v in sections.get(name, {}).items()})
+    return defaults
+
+
+def option_keys(command):
+    """Config-file keys of a click command (its long option names, underscored) → parameter names."""
+    keys = {}
+    for param in command.params:
+        if param.name in ("config", "help") or not isinstance(param, click.Option):
+            continue
+        keys[param.name] = param.name
+        for option in param.opts:
+            if option.startswith("--"):
+                keys[option[2:].replace("-", "_")] = param.name
+    return keys
+
+
+def _did_you_mean(word, choices):
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else f" (valid: {', '.join(sorted(choices))})"

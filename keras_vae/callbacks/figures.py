@@ -1,0 +1,99 @@
+"""Per-epoch figures of a training VAE: its latent space, and image grids of samples and reconstructions."""
+
+import os
+
+import keras
+import numpy as np
+
+from keras_vae.ops import latent
+
+
+class _EpochFigures(keras.callbacks.Callback):
+    """Base: a figure per `every` epochs, saved as PNG (and to TensorBoard if asked)."""
+
+    def __init__(self, output_dir, every=1, tensorboard_dir=None):
+        super().__init__()
+        self.output_dir = os.fspath(output_dir)
+        self.every = every
+        self.tensorboard_dir = tensorboard_dir and os.fspath(tensorboard_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0:
+            for tag, path in self.draw(epoch + 1):
+                self._to_tensorboard(tag, path, epoch + 1)
+
+    def _to_tensorboard(self, tag, path, step):
+        if not self.tensorboard_dir:
+            return
+        import tensorflow as tf
+
+        image = tf.io.decode_png(tf.io.read_file(path), channels=4)
+        with tf.summary.create_file_writer(self.tensorboard_dir).as_default():
+            tf.summary.image(tag, image[None], step=step)
+
+
+class LatentSpacePlot(_EpochFigures):
+    """The posterior means of a labelled probe set, as a 2-D scatter coloured by label.
+
+    With more than two latent dimensions the scatter shows the first two
+    principal components; with exactly two it is the latent plane itself, drawn
+    beside the decoded images of a grid over that plane. Saves
+    `latent_space_epoch_NNN.png` in `output_dir` every `every` epochs.
+
+    Args:
+        x: probe inputs (array).
+        labels: array of int labels for the colours, or None.
+        output_dir: str.
+        every: int, epochs between figures. Defaults to `1`.
+        grid_size: int, images per side of the decoded grid; 0 for none. Defaults to `15`.
+        tensorboard_dir: str or None.
+    """
+
+    def __init__(self, x, labels, output_dir, every=1, grid_size=15, tensorboard_dir=None):
+        super().__init__(output_dir, every, tensorboard_dir)
+        self.x = x
+        self.labels = labels
+        self.grid_size = grid_size
+
+    def draw(self, epoch):
+        from keras_vae import plotting  # matplotlib: only once a figure is drawn
+
+        z_mean, _ = latent.encode_data(self.model, self.x)
+        grid = None
+        if z_mean.shape[1] == 2 and np.ndim(self.x) >= 3 and self.grid_size:
+            # ±1.8 standard deviations of the prior: where the decoder has seen most codes.
+            edge = np.linspace(-1.8, 1.8, self.grid_size)
+            plane = np.stack(np.meshgrid(edge, edge[::-1]), axis=-1).reshape(-1, 2).astype("float32")
+            grid = np.asarray(keras.ops.convert_to_numpy(self.model.decode(plane)))
+        path = os.path.join(self.output_dir, f"latent_space_epoch_{epoch:03d}.png")
+        plotting.plot_latent_space(z_mean, path, labels=self.labels, decoded_grid=grid, title=f"epoch {epoch}")
+        return [("latent_space", path)]
+
+
+class ImageGrids(_EpochFigures):
+    """Samples from the prior and reconstructions of probe images, as PNG grids.
+
+    Saves `samples_epoch_NNN.png` (`n_samples` draws of the decoder's mean at
+    z ~ N(0, I)) and `reconstructions_epoch_NNN.png` (each probe image above its
+    reconstruction) in `output_dir` every `every` epochs.
+    """
+
+    def __init__(self, x, output_dir, n_samples=64, every=1, tensorboard_dir=None):
+        super().__init__(output_dir, every, tensorboard_dir)
+        self.x = np.asarray(x)[:32]
+        self.n_samples = n_samples
+
+    def draw(self, epoch):
+        from keras_vae import plotting  # matplotlib: only once a figure is drawn
+
+        to_numpy = keras.ops.convert_to_numpy
+        samples = to_numpy(self.model.sample(self.n_samples))
+        reconstructions = to_numpy(self.model.reconstruct(self.x))
+        pairs = np.concatenate(
+            [np.concatenate([self.x[i : i + 8], reconstructions[i : i + 8]]) for i in range(0, len(self.x), 8)]
+        )
+        sample_path = os.path.join(self.output_dir, f"samples_epoch_{epoch:03d}.png")
+        reconstruction_path = os.path.join(self.output_dir, f"reconstructions_epoch_{epoch:03d}.png")
+        plotting.plot_images(samples, sample_path, title=f"samples, epoch {epoch}")
+        plotting.plot_images(pairs, reconstruction_path, title=f"inputs above reconstructions, epoch {epoch}")
+        return [("samples", sample_path), ("reconstructions", reconstruction_path)]
