@@ -6,6 +6,7 @@ Session-scoped fixtures train a model once per test run; a test that takes one
 reads it and must not train it further or change its weights.
 """
 
+import functools
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -45,6 +46,27 @@ def small_vae(latent_dim=3, likelihood="bernoulli", seed=0):
 @pytest.fixture
 def images():
     return prototype_images()[0]
+
+
+@pytest.fixture
+def small_default_networks(monkeypatch):
+    """`from_input_shape` and the command line build their default networks small in this test.
+
+    For tests of what is built from them (a command, a model's methods), not of
+    the networks' sizes: the defaults take far longer to trace and train.
+    """
+    small = {
+        "pixelcnn": (
+            functools.partial(keras_vae.networks.conv_encoder, filters=(8, 8), dense_units=16),
+            functools.partial(keras_vae.networks.pixelcnn_decoder, filters=8, num_blocks=2),
+        ),
+        "lstm": (
+            functools.partial(keras_vae.networks.lstm_encoder, embedding_dim=8, units=16),
+            functools.partial(keras_vae.networks.lstm_decoder, embedding_dim=8, units=16),
+        ),
+    }
+    for architecture, builders in small.items():
+        monkeypatch.setitem(keras_vae.networks.ARCHITECTURES, architecture, builders)
 
 
 @pytest.fixture(scope="session")

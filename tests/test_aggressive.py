@@ -5,8 +5,8 @@ import pytest
 
 from conftest import small_vae, to_numpy
 from keras_vae import names
-from keras_vae.trainers.aggressive import AggressiveTrainingSwitch
 from keras_vae.trainers import aggressive
+from keras_vae.trainers.aggressive import AggressiveTrainingSwitch
 
 
 def snapshot(variables):
@@ -14,12 +14,12 @@ def snapshot(variables):
 
 
 def assert_same(before, after):
-    for a, b in zip(before, after):
+    for a, b in zip(before, after, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
 def assert_changed(before, after):
-    assert any(not np.array_equal(a, b) for a, b in zip(before, after))
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))
 
 
 @pytest.fixture

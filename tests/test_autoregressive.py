@@ -132,7 +132,7 @@ def invoke(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def test_a_text_run_trains_evaluates_and_samples_sentences_and_refuses_export(tmp_path):
+def test_a_text_run_trains_evaluates_and_samples_sentences_and_refuses_export(tmp_path, small_default_networks):
     write_sentences(tmp_path / "toy.train.txt", 96, 0)
     write_sentences(tmp_path / "toy.test.txt", 16, 1)
     output = tmp_path / "run"
@@ -162,7 +162,7 @@ def test_a_text_run_trains_evaluates_and_samples_sentences_and_refuses_export(tm
     assert result.exit_code == 2 and "autoregressive" in result.output and not (tmp_path / "export").exists()
 
 
-def test_lr_find_on_text_uses_the_text_vae(tmp_path):
+def test_lr_find_on_text_uses_the_text_vae(tmp_path, small_default_networks):
     write_sentences(tmp_path / "toy.txt", 64, 0)
     plot = tmp_path / "lr.png"
     result = invoke("lr-find", "--dataset", tmp_path / "toy.txt", "--steps", "10", "--batch-size", "16", "--quiet", "--output", plot)
@@ -189,7 +189,7 @@ def test_text_runs_refuse_other_networks_in_one_line(tmp_path, args, fragments):
     assert not (tmp_path / "run").exists()
 
 
-def test_images_refuse_the_text_networks_and_a_pixelcnn_run_trains(tmp_path):
+def test_images_refuse_the_text_networks_and_a_pixelcnn_run_trains(tmp_path, small_default_networks):
     x, labels = prototype_images(96)
     x = np.pad(x, ((0, 0), (0, 2), (0, 2), (0, 0)))  # 8×8: the conv encoder halves it twice
     np.savez(tmp_path / "images.npz", x_train=x[:64], y_train=labels[:64], x_test=x[64:], y_test=labels[64:])

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 from click.testing import CliRunner
-from conftest import prototype_images
 
+from conftest import prototype_images
 from keras_vae import __version__
 from keras_vae.app.cli import main
 
@@ -50,6 +50,15 @@ def assert_one_line_error(result, *fragments):
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+def test_no_download_reports_an_unprepared_tfds_dataset_at_once(tmp_path):
+    # cifar10 is a TFDS dataset that the test data dir does not hold: offline, a download would retry for minutes.
+    start = time.perf_counter()
+    result = invoke("train", "--dataset", "cifar10", "--no-download", *FAST, "--output", tmp_path / "run")
+    assert_one_line_error(result, "'cifar10'", "not prepared", "TFDS_DATA_DIR")
+    assert time.perf_counter() - start < 10
+    assert not (tmp_path / "run").exists()
 
 
 def test_version_and_help_need_no_keras_import():

@@ -54,7 +54,9 @@ def train(engine, aggressive, epochs=2, part=slice(None), batch_size=64):
     return {{k: [float(v) for v in values] for k, values in history.history.items()}}, weights
 """
 
-EQUIVALENCE = TRAIN + """
+EQUIVALENCE = (
+    TRAIN
+    + """
 out = {{}}
 engine = distribute.data_parallel(2)  # one per process: two tf.distribute strategies' collectives can collide
 for aggressive in (False, True):
@@ -63,6 +65,7 @@ for aggressive in (False, True):
     out[str(aggressive)] = dict(one=one, two=two, weight_diff=max(float(np.max(np.abs(np.subtract(a, b)))) for a, b in zip(w1, w2)))
 print("RESULT" + json.dumps(out))
 """
+)
 
 
 def _run(script, env=None, timeout=240):
@@ -82,7 +85,9 @@ def test_two_devices_train_as_one_plain_and_aggressive():
     for mode in ("False", "True"):
         one, two = result[mode]["one"], result[mode]["two"]
         # Float rounding only (measured ≤ 1e-5 relative); a 2× step moves the loss by percents.
-        for key in ("loss", "kl_loss", "reconstruction_loss", "beta") + (("val_loss", "val_mutual_info", "encoder_steps") if mode == "True" else ()):
+        for key in ("loss", "kl_loss", "reconstruction_loss", "beta") + (
+            ("val_loss", "val_mutual_info", "encoder_steps") if mode == "True" else ()
+        ):
             assert one[key] == pytest.approx(two[key], rel=1e-4), (mode, key)
         assert result[mode]["weight_diff"] < 1e-4
         assert one["beta"][0] < one["beta"][1] <= 1.0  # the warm-up counted the same iterations on both
@@ -98,7 +103,9 @@ def _free_port():
 @distributed_backends
 def test_two_worker_processes_agree_on_the_weights(tmp_path):
     ports = [_free_port(), _free_port()]
-    script = TRAIN.format(here=HERE) + """
+    script = (
+        TRAIN.format(here=HERE)
+        + """
 engine = distribute.data_parallel()
 if keras.backend.backend() == "jax":
     # keras.distribution shards only tf.data input itself: each process brings its half.
@@ -110,10 +117,14 @@ else:  # MultiWorkerMirroredStrategy shards the data
     history, weights = train(engine, aggressive=False, epochs=1)
 print("RESULT" + json.dumps(dict(replicas=distribute.num_replicas(engine), loss=history["loss"], weights=weights)))
 """
+    )
     workers = []
     for index in range(2):
         if BACKEND == "tensorflow":
-            cluster = {"cluster": {"worker": [f"localhost:{port}" for port in ports]}, "task": {"type": "worker", "index": index}}
+            cluster = {
+                "cluster": {"worker": [f"localhost:{port}" for port in ports]},
+                "task": {"type": "worker", "index": index},
+            }
             env = {"TF_CONFIG": json.dumps(cluster)}
         else:
             env = {
@@ -122,7 +133,11 @@ print("RESULT" + json.dumps(dict(replicas=distribute.num_replicas(engine), loss=
                 "KERAS_DISTRIBUTION_PROCESS_ID": str(index),
             }
         env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3", **env}
-        workers.append(subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+            )
+        )
     results = []
     for worker in workers:
         try:
@@ -132,7 +147,7 @@ print("RESULT" + json.dumps(dict(replicas=distribute.num_replicas(engine), loss=
         results.append(_result(subprocess.CompletedProcess(worker.args, worker.returncode, stdout, stderr)))
     assert [r["replicas"] for r in results] == [2, 2]
     assert results[0]["loss"] == pytest.approx(results[1]["loss"], rel=1e-6)
-    for a, b in zip(results[0]["weights"], results[1]["weights"]):
+    for a, b in zip(results[0]["weights"], results[1]["weights"], strict=True):
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 
@@ -161,8 +176,24 @@ def test_the_train_command_runs_data_parallel_with_a_last_batch_that_does_not_sp
 
     x = prototype_images(256)[0]
     np.savez(tmp_path / "images.npz", x_train=x[:192], x_test=x[192:])  # 173 training, 19 validation examples
-    arguments = ["--dataset", str(tmp_path / "images.npz"), "--epochs", "2", "--batch-size", "32", "--latent-dim", "2",
-                 "--distribute", "data-parallel", "--devices", "2", "--aggressive", "--free-bits", "0.1", "--quiet"]
+    arguments = [
+        "--dataset",
+        str(tmp_path / "images.npz"),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--latent-dim",
+        "2",
+        "--distribute",
+        "data-parallel",
+        "--devices",
+        "2",
+        "--aggressive",
+        "--free-bits",
+        "0.1",
+        "--quiet",
+    ]
     code = "import sys; from keras_vae.app.cli import main; sys.argv[0] = 'keras-vae'; main()"
     output = tmp_path / "run"
     result = _run_command([sys.executable, "-c", code, "train", *arguments, "--output", str(output)])

@@ -155,6 +155,8 @@ def test_a_tfsm_layer_serves_an_endpoint_inside_a_functional_model(exported):
     np.testing.assert_allclose(predicted_scores.sum(axis=1), 1.0, rtol=1e-5)
 
 
+# The export directory's lifecycle (atomic_directory) and the command are the same code on every backend.
+@pytest.mark.backend_independent
 def test_export_replaces_an_earlier_export_and_refuses_anything_else(tmp_path):
     vae = small_vae(latent_dim=3)
     vae(prototype_images(2)[0])
@@ -180,6 +182,7 @@ def test_an_encoder_without_a_fixed_input_shape_is_refused_in_one_line():
     assert not os.path.exists("never-written")
 
 
+@pytest.mark.backend_independent
 def test_a_failed_verification_leaves_no_export(tmp_path, monkeypatch):
     vae = small_vae(latent_dim=3)
     vae(prototype_images(2)[0])
@@ -232,6 +235,7 @@ def invoke(*args):
     return CliRunner().invoke(main, ["export", *map(str, args)])
 
 
+@pytest.mark.backend_independent
 def test_the_export_command_writes_a_verified_export(run, tmp_path):
     result = invoke(run, tmp_path / "export")
     assert result.exit_code == 0, result.output
@@ -247,6 +251,7 @@ def test_the_export_command_writes_a_verified_export(run, tmp_path):
     assert refused.exit_code == 2 and "not one (no saved_model.pb)" in refused.output
 
 
+@pytest.mark.backend_independent
 def test_an_export_failing_verification_or_interrupted_leaves_out_dir_as_it_was(run, tmp_path, monkeypatch):
     monkeypatch.setattr(hub, "ATOL", -1.0)
     failed = invoke(run, tmp_path / "export")
@@ -268,6 +273,7 @@ def test_an_export_failing_verification_or_interrupted_leaves_out_dir_as_it_was(
     assert not [name for name in os.listdir(tmp_path) if name.startswith((".tmp-", ".old-"))]
 
 
+@pytest.mark.backend_independent
 def test_an_export_killed_midway_leaves_no_out_dir(run, tmp_path):
     command = [sys.executable, "-m", "keras_vae_cli", "export", str(run), str(tmp_path / "export")]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -1,5 +1,6 @@
 import keras
 import numpy as np
+import pytest
 
 from conftest import small_vae, to_numpy
 from keras_vae.trainers.optimizer import EncoderDecoderOptimizer
@@ -23,8 +24,10 @@ def test_learning_rate_reaches_both_optimizers(images):
     for optimizer in (vae.optimizer.encoder_optimizer, vae.optimizer.decoder_optimizer):
         np.testing.assert_allclose(float(to_numpy(optimizer.learning_rate)), 0.01)
     callback = keras.callbacks.LearningRateScheduler(lambda epoch: 0.005)
-    vae.fit(images[:64], epochs=1, batch_size=32, verbose=0, callbacks=[callback])
+    history = vae.fit(images[:64], epochs=1, batch_size=32, verbose=0, callbacks=[callback]).history
     np.testing.assert_allclose(float(to_numpy(vae.optimizer.encoder_optimizer.learning_rate)), 0.005)
+    # One optimizer to Keras's callbacks: one `learning_rate` log, as with any optimizer.
+    assert history["learning_rate"] == [pytest.approx(0.005)]
 
 
 def test_serialization_keeps_both_configurations():

@@ -104,13 +104,6 @@ def test_the_import_check_catches_an_upward_import(tmp_path):
 
 
 @pytest.mark.backend_independent
-def test_console_script_does_not_import_keras_before_the_backend_is_set():
-    code = "import sys, keras_vae_cli; print('keras' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "False"
-
-
-@pytest.mark.backend_independent
 def test_each_name_is_written_once_and_every_registry_uses_it():
     assert set(networks.ARCHITECTURES) == set(names.ARCHITECTURES)
     for name in names.LIKELIHOODS:

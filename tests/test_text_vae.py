@@ -192,7 +192,7 @@ def test_builders_refuse_what_they_cannot_build():
 # The model -------------------------------------------------------------------------------
 
 
-def test_text_vae_trains_and_decodes_valid_tokens():
+def test_text_vae_trains_and_decodes_valid_tokens(small_default_networks):
     ids, vocabulary = toy_ids()
     vae = AutoregressiveVAE.from_input_shape((LENGTH,), latent_dim=4, architecture="lstm", likelihood=likelihoods.Categorical(len(vocabulary)), seed=0)
     vae.initialize_decoder_bias(ids)

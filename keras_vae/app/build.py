@@ -33,6 +33,7 @@ def load_data(config, split=None):
         binarize=None if config.binarize == "none" else config.binarize,
         seed=config.seed,
         conditions=config.condition,
+        download=config.download,
     )
 
 

@@ -177,6 +177,11 @@ DATA_OPTIONS = _options(
     ),
     _option("--batch-size", type=COUNT),
     _option("--seed", type=int),
+    _option(
+        "--download/--no-download",
+        help="Download and prepare a TFDS dataset that is not prepared in $TFDS_DATA_DIR; "
+        "--no-download says so at once (offline machines).",
+    ),
 )
 MODEL_OPTIONS = _options(
     _option(

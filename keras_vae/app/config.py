@@ -18,7 +18,7 @@ from keras_vae import names
 from keras_vae.files import write_json
 
 # Options a resumed run may change; the others are the run's own.
-RESUMABLE = frozenset({"epochs", "backend", "quiet", "verbose", "resume", "distribute", "devices"})
+RESUMABLE = frozenset({"epochs", "backend", "quiet", "verbose", "resume", "distribute", "devices", "download"})
 # Options of `train` that say how to run it, not what the run is: not in config.json.
 NOT_SAVED = frozenset({"resume", "overwrite", "quiet", "verbose"})
 SECTION = "train"
@@ -45,6 +45,8 @@ class TrainConfig:
     binarize: str = "none"
     batch_size: int = 128
     seed: int = 0
+    # Offline, a TFDS download retries for minutes: --no-download fails at once on an unprepared dataset.
+    download: bool = True
     # Model
     architecture: str = names.MLP
     latent_dim: int = 32
