@@ -62,7 +62,9 @@ class VAE(VAETrainer, keras.Model):
         self.free_bits = 0.0
 
     @classmethod
-    def from_input_shape(cls, input_shape, latent_dim=32, architecture="mlp", likelihood="bernoulli", seed=None, **kwargs):
+    def from_input_shape(
+        cls, input_shape, latent_dim=32, architecture="mlp", likelihood="bernoulli", seed=None, **kwargs
+    ):
         """A VAE with the default MLP (784-512-256 → z → 256-512-784 on MNIST) or conv networks.
 
         The networks follow the likelihood: a count likelihood's encoder sees
@@ -76,7 +78,9 @@ class VAE(VAETrainer, keras.Model):
             likelihood, seed, **kwargs: as for `VAE`.
         """
         if architecture in names.AUTOREGRESSIVE_ARCHITECTURES:
-            raise ValueError(f"The {architecture} decoder is autoregressive: use keras_vae.AutoregressiveVAE.from_input_shape.")
+            raise ValueError(
+                f"The {architecture} decoder is autoregressive: use keras_vae.AutoregressiveVAE.from_input_shape."
+            )
         likelihood = likelihoods.get(likelihood)
         encoder, decoder = _default_networks(input_shape, latent_dim, architecture, likelihood)
         return cls(encoder, decoder, likelihood=likelihood, latent_dim=latent_dim, seed=seed, **kwargs)
@@ -291,7 +295,11 @@ class VAE(VAETrainer, keras.Model):
             raise ValueError("VAE runs one iteration per call: use steps_per_execution=1.")
         if free_bits < 0:
             raise ValueError(f"`free_bits` must be ≥ 0 nats; got {free_bits}.")
-        for name, value in (("max_inner_steps", max_inner_steps), ("inner_check_every", inner_check_every), ("mi_patience", mi_patience)):
+        for name, value in (
+            ("max_inner_steps", max_inner_steps),
+            ("inner_check_every", inner_check_every),
+            ("mi_patience", mi_patience),
+        ):
             if int(value) < 1:
                 raise ValueError(f"`{name}` must be a positive integer; got {value}.")
 
@@ -371,7 +379,9 @@ class _MeanOfTerms(keras.metrics.Metric):
         return {name: means[i] for i, name in enumerate(self.names)}
 
 
-def _default_networks(input_shape, latent_dim, architecture, likelihood, encoder_condition_dim=0, decoder_condition_dim=0):
+def _default_networks(
+    input_shape, latent_dim, architecture, likelihood, encoder_condition_dim=0, decoder_condition_dim=0
+):
     """The default encoder and decoder for this data and likelihood."""
     if architecture not in networks.ARCHITECTURES:
         raise ValueError(
@@ -382,7 +392,9 @@ def _default_networks(input_shape, latent_dim, architecture, likelihood, encoder
     build_encoder, build_decoder = networks.ARCHITECTURES[architecture]
     if architecture == "lstm":
         if not isinstance(likelihood, likelihoods.Categorical):
-            raise ValueError("The lstm architecture models words: use likelihood=keras_vae.likelihoods.Categorical(vocabulary_size).")
+            raise ValueError(
+                "The lstm architecture models words: use likelihood=keras_vae.likelihoods.Categorical(vocabulary_size)."
+            )
         return (
             build_encoder(input_shape, latent_dim, likelihood.num_classes),
             build_decoder((*input_shape, per_feature), latent_dim),
@@ -418,6 +430,4 @@ def _infer_latent_dim(decoder):
     inputs = getattr(decoder, "inputs", None)
     if inputs:
         return int(inputs[0].shape[-1])
-    raise ValueError(
-        "Cannot read latent_dim from the decoder (it has no Input): pass VAE(..., latent_dim=...)."
-    )
+    raise ValueError("Cannot read latent_dim from the decoder (it has no Input): pass VAE(..., latent_dim=...).")
