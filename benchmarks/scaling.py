@@ -75,7 +75,18 @@ def main():
     for backend in args.backends:
         env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-        command = [sys.executable, __file__, "--worker", backend, "--batch", str(args.batch), "--samples", str(args.samples), "--rounds", str(args.rounds)]
+        command = [
+            sys.executable,
+            __file__,
+            "--worker",
+            backend,
+            "--batch",
+            str(args.batch),
+            "--samples",
+            str(args.samples),
+            "--rounds",
+            str(args.rounds),
+        ]
         output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
         rates = json.loads(output.strip().splitlines()[-1])
         one, two = rates["1 device"], rates["2 devices"]

@@ -143,7 +143,16 @@ def main():
     rates = {}
     for backend in BACKENDS:
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND=backend)
-        command = [sys.executable, __file__, "--worker", backend, "--samples", str(args.samples), "--rounds", str(args.rounds)]
+        command = [
+            sys.executable,
+            __file__,
+            "--worker",
+            backend,
+            "--samples",
+            str(args.samples),
+            "--rounds",
+            str(args.rounds),
+        ]
         output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
         rates[backend] = json.loads(output.strip().splitlines()[-1])
         print(f"measured {backend}", file=sys.stderr)

@@ -70,9 +70,13 @@ def main():
     for row, (beta, (records, z_mean, samples)) in enumerate(runs.items()):
         steps = [r["step"] for r in records]
         axes[row, 0].plot(steps, [r["variance_per_dim"] for r in records], linewidth=1)
-        axes[row, 0].set(yscale="log", xlabel="iteration", ylabel="mean σ² per dimension", title=f"β = {beta:g}: encoder σ²")
+        axes[row, 0].set(
+            yscale="log", xlabel="iteration", ylabel="mean σ² per dimension", title=f"β = {beta:g}: encoder σ²"
+        )
         axes[row, 1].plot(steps, [r["kl"] for r in records], color="black")
-        axes[row, 1].set(xlabel="iteration", ylabel="KL (nats)", title=f"β = {beta:g}: KL, final {records[-1]['kl']:.1f} nats")
+        axes[row, 1].set(
+            xlabel="iteration", ylabel="KL (nats)", title=f"β = {beta:g}: KL, final {records[-1]['kl']:.1f} nats"
+        )
         axes[row, 2].imshow(plotting.image_grid(samples, 8), cmap="gray")
         axes[row, 2].set_title(f"β = {beta:g}: samples from N(0, I)")
         axes[row, 2].axis("off")

@@ -33,8 +33,10 @@ def main():
     vae = tf.saved_model.load(args.export_dir)
     with open(os.path.join(args.export_dir, "assets", "keras_vae.json")) as file:
         metadata = json.load(file)
-    print(f"export of a {metadata['likelihood']} VAE exported from the {metadata['backend']} backend: "
-          f"input {metadata['input_shape']}, latent {metadata['latent_dim']}, signatures {sorted(vae.signatures)}")
+    print(
+        f"export of a {metadata['likelihood']} VAE exported from the {metadata['backend']} backend: "
+        f"input {metadata['input_shape']}, latent {metadata['latent_dim']}, signatures {sorted(vae.signatures)}"
+    )
 
     digits = tfds.load("mnist", split="test[:8]", batch_size=8).get_single_element()["image"]
     x = tf.cast(digits, tf.float32) / 255.0

@@ -30,8 +30,8 @@ import numpy as np
 
 import keras_vae
 from keras_vae import likelihoods, networks, plotting
-from keras_vae.evaluation import metrics
 from keras_vae.datasets import synthetic
+from keras_vae.evaluation import metrics
 from keras_vae.ops import latent
 
 VOCABULARY_SIZE = 20
@@ -73,7 +73,9 @@ class PosteriorMeanSnapshots(keras.callbacks.Callback):
         }
         self.records.append(record)
         model_mean, encoder_mean = record["model_mean"], record["encoder_mean"]
-        correlation = np.corrcoef(model_mean, encoder_mean)[0, 1] if model_mean.std() and encoder_mean.std() else float("nan")
+        correlation = (
+            np.corrcoef(model_mean, encoder_mean)[0, 1] if model_mean.std() and encoder_mean.std() else float("nan")
+        )
         print(
             f"{self.name:>10} iteration {iteration:4d}: mean |μ_θ| {np.abs(model_mean).mean():.3f}, "
             f"mean |μ_φ| {np.abs(encoder_mean).mean():.3f}, corr(μ_θ, μ_φ) {correlation:+.2f}, KL {record['kl']:.3f} nats"
@@ -118,7 +120,12 @@ def train(aggressive, initial_weights, x_train, x_valid, probe, args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=20, help=f"passes over {TRAIN_EXAMPLES} sequences, {TRAIN_EXAMPLES // BATCH_SIZE + 1} iterations each")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=20,
+        help=f"passes over {TRAIN_EXAMPLES} sequences, {TRAIN_EXAMPLES // BATCH_SIZE + 1} iterations each",
+    )
     parser.add_argument("--output-dir", default="posterior_mean_space")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="for encoder and decoder alike")
@@ -132,7 +139,10 @@ def main():
     initial.build((None, LENGTH))
     initial_weights = initial.get_weights()
 
-    runs = {name: train(name == "aggressive", initial_weights, x_train, x_valid, probe, args) for name in ("basic", "aggressive")}
+    runs = {
+        name: train(name == "aggressive", initial_weights, x_train, x_valid, probe, args)
+        for name in ("basic", "aggressive")
+    }
     path = plotting.plot_posterior_mean_space(runs, os.path.join(args.output_dir, "posterior_mean_space.png"))
     print(f"figure: {path}")
 

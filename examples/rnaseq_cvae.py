@@ -25,9 +25,8 @@ import numpy as np
 
 import keras_vae
 from keras_vae import callbacks, plotting
-from keras_vae.evaluation import diagnostics
-from keras_vae.evaluation import downstream
 from keras_vae.datasets import synthetic
+from keras_vae.evaluation import diagnostics, downstream
 
 
 def main():
@@ -47,7 +46,11 @@ def main():
 
     keras.utils.set_random_seed(args.seed)
     cvae = keras_vae.ConditionalVAE.from_input_shape(
-        arrays["x_train"].shape[1:], {"batch": num_batches}, latent_dim=args.latent_dim, likelihood=args.likelihood, seed=args.seed
+        arrays["x_train"].shape[1:],
+        {"batch": num_batches},
+        latent_dim=args.latent_dim,
+        likelihood=args.likelihood,
+        seed=args.seed,
     )
     # Cosine decay of the learning rate: the run settles instead of stopping mid-climb.
     steps = int(np.ceil(len(arrays["x_train"]) / 64)) * args.epochs
@@ -72,8 +75,14 @@ def main():
     z_train = keras.ops.convert_to_numpy(cvae.embed(train))
     z_test = keras.ops.convert_to_numpy(cvae.embed(test))
     report = downstream.latent_space_report(
-        z_train, arrays["y_train"], z_test, arrays["y_test"], arrays["x_train"], arrays["x_test"],
-        arrays["batch_train"], arrays["batch_test"],
+        z_train,
+        arrays["y_train"],
+        z_test,
+        arrays["y_test"],
+        arrays["x_train"],
+        arrays["x_test"],
+        arrays["batch_train"],
+        arrays["batch_test"],
     )
     print(
         f"latent space (held out): cell type {report['latent_accuracy']:.3f} (PCA of log1p counts "
@@ -86,7 +95,9 @@ def main():
     }
     for name, (labels, title) in figures.items():
         plotting.plot_latent_space(z_test, os.path.join(args.output, name), labels=labels, title=title)
-    plotting.plot_training_curves(history, os.path.join(args.output, "training_curves.png"), latent_records=latent.records)
+    plotting.plot_training_curves(
+        history, os.path.join(args.output, "training_curves.png"), latent_records=latent.records
+    )
     print(
         f"{keras.backend.backend()}: {args.epochs} epochs in {seconds:.0f} s; diagnosis "
         f"{'passed' if diagnosis.healthy else 'needs attention'}; figures in {args.output}/ "

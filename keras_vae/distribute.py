@@ -120,7 +120,9 @@ def _tensorflow_data_parallel(devices):
     cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
     if sum(len(cluster.get(job, [])) for job in ("chief", "worker")) > 1:
         if devices is not None and not isinstance(devices, int):
-            raise DistributeError("With TF_CONFIG, each worker uses all its local GPUs (or its CPU): pass no device list.")
+            raise DistributeError(
+                "With TF_CONFIG, each worker uses all its local GPUs (or its CPU): pass no device list."
+            )
         return tf.distribute.MultiWorkerMirroredStrategy()
     kind = "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
     available = [d.name for d in tf.config.list_logical_devices(kind)]

@@ -251,14 +251,20 @@ def verify(model, path, seed=0):
             if name not in loaded.signatures:
                 raise ExportError(f"The export at {path} has no {name!r} signature.")
             expected = functions[name](*(keras.ops.convert_to_tensor(inputs[input_name]) for input_name in names[name]))
-            actual = loaded.signatures[name](**{input_name: tf.constant(inputs[input_name]) for input_name in names[name]})
+            actual = loaded.signatures[name](
+                **{input_name: tf.constant(inputs[input_name]) for input_name in names[name]}
+            )
             if set(actual) != set(expected):
-                raise ExportError(f"The export's {name} returns {sorted(actual)}; the model returns {sorted(expected)}.")
+                raise ExportError(
+                    f"The export's {name} returns {sorted(actual)}; the model returns {sorted(expected)}."
+                )
             for key, value in expected.items():
                 value = keras.ops.convert_to_numpy(value)
                 exported = actual[key].numpy()
                 if exported.shape != value.shape:
-                    raise ExportError(f"The export's {name}/{key} has shape {exported.shape}; the model's has {value.shape}.")
+                    raise ExportError(
+                        f"The export's {name}/{key} has shape {exported.shape}; the model's has {value.shape}."
+                    )
                 difference = float(np.max(np.abs(exported - value)))
                 differences[f"{name}/{key}"] = max(differences.get(f"{name}/{key}", 0.0), difference)
                 if not np.all(np.abs(exported - value) <= ATOL + RTOL * np.abs(value)):  # NaN fails too

@@ -206,6 +206,7 @@ def _suggest(learning_rates, smoothed, smoothing):
     if lowest == 0 or not fall > 0:
         return math.nan, math.nan
     started = int(np.argmax(smoothed <= smoothed[0] - _FALL_STARTED * fall))
+
     # The step that the bias-corrected average at `step` is centred on: its
     # weights, proportional to smoothing ** age over ages 0..step, have mean
     # age s / (1 - s) - (step + 1) s^(step + 1) / (1 - s^(step + 1)).

@@ -178,7 +178,9 @@ def plot_collapse_curves(curves, path, title=None):
     ticks = [t for t in (0, 0.25, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500) if t <= max(1.0, 1.2 * highest)]
     axes[0].set_yticks(ticks, labels=[f"{t:g}" for t in ticks])
     handles, labels = axes[0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(labels), 7), frameon=False)
+    figure.legend(
+        handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(labels), 7), frameon=False
+    )
     if title:
         figure.suptitle(title)
     return save_figure(figure, path)

@@ -132,6 +132,7 @@ def invoke(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
+@pytest.mark.slow  # a whole run through the command line: train, evaluate, sample, export
 def test_a_text_run_trains_evaluates_and_samples_sentences_and_refuses_export(tmp_path, small_default_networks):
     write_sentences(tmp_path / "toy.train.txt", 96, 0)
     write_sentences(tmp_path / "toy.test.txt", 16, 1)
@@ -162,6 +163,7 @@ def test_a_text_run_trains_evaluates_and_samples_sentences_and_refuses_export(tm
     assert result.exit_code == 2 and "autoregressive" in result.output and not (tmp_path / "export").exists()
 
 
+@pytest.mark.backend_independent  # the command's choice of model; the range test itself is tested on every backend
 def test_lr_find_on_text_uses_the_text_vae(tmp_path, small_default_networks):
     write_sentences(tmp_path / "toy.txt", 64, 0)
     plot = tmp_path / "lr.png"
@@ -189,6 +191,7 @@ def test_text_runs_refuse_other_networks_in_one_line(tmp_path, args, fragments):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow  # a whole run through the command line: train with figures, then sample
 def test_images_refuse_the_text_networks_and_a_pixelcnn_run_trains(tmp_path, small_default_networks):
     x, labels = prototype_images(96)
     x = np.pad(x, ((0, 0), (0, 2), (0, 2), (0, 0)))  # 8×8: the conv encoder halves it twice

@@ -9,10 +9,7 @@ checklist of "Interpreting loss curves and diagnostics" does, line by line.
 import csv
 import dataclasses
 
-import keras
 import numpy as np
-
-from keras_vae.ops.latent import latent_statistics
 
 # Mean KL per latent dimension, in nats, that reads as healthy: near 0 the code
 # is unused (posterior collapse); far above, the posterior is far from the prior.
@@ -29,6 +26,7 @@ def read_history_csv(path):
     """A history dict (metric → list of per-epoch values) from Keras's CSVLogger file."""
     with open(path, newline="") as file:
         rows = list(csv.DictReader(file))
+
     def number(text):  # CSVLogger writes "NA" where an epoch has no value
         return float(text) if text not in ("", "NA") else float("nan")
 
@@ -87,12 +85,16 @@ def diagnose(history, latent_dim, latent_curves=None, kl_per_dimension=HEALTHY_K
     loss, reconstruction, kl = (np.asarray(history[k], float) for k in ("loss", "reconstruction_loss", "kl_loss"))
     low, high = kl_per_dimension
     kl_per_dim = kl[-1] / latent_dim
-    tail = kl[-max(2, len(kl) // 4):]
+    tail = kl[-max(2, len(kl) // 4) :]
     kl_change = abs(tail[-1] - tail[0]) / max(abs(tail).max(), 1e-8)
 
     checks = [
         Check("Total loss decreasing", loss[-1] < loss[0], f"{loss[0]:.4g} → {loss[-1]:.4g}"),
-        Check("Reconstruction improving", reconstruction[-1] < reconstruction[0], f"{reconstruction[0]:.4g} → {reconstruction[-1]:.4g}"),
+        Check(
+            "Reconstruction improving",
+            reconstruction[-1] < reconstruction[0],
+            f"{reconstruction[0]:.4g} → {reconstruction[-1]:.4g}",
+        ),
         Check(
             "KL increasing then stabilizing",
             kl[-1] >= 0.5 * kl.max() and kl_change < 0.1,
@@ -124,6 +126,10 @@ def diagnose(history, latent_dim, latent_curves=None, kl_per_dimension=HEALTHY_K
     if len(history.get("val_loss", [])):
         gap = abs(history["val_loss"][-1] - loss[-1]) / max(abs(loss[-1]), 1e-8)
         checks.append(
-            Check("Train ≈ val", gap <= overfit_tolerance, f"train {loss[-1]:.4g}, val {history['val_loss'][-1]:.4g} ({100 * gap:.1f}% apart)")
+            Check(
+                "Train ≈ val",
+                gap <= overfit_tolerance,
+                f"train {loss[-1]:.4g}, val {history['val_loss'][-1]:.4g} ({100 * gap:.1f}% apart)",
+            )
         )
     return Diagnosis(checks)

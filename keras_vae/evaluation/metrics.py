@@ -6,9 +6,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_vae.trainers import compile_inference
 from keras_vae.datasets.batching import numpy_batches
-
+from keras_vae.trainers import compile_inference
 
 # Decoded examples per compiled chunk of importance samples. On a 2-core CPU
 # with the default MLP, 2048 and 4096 were about equally fast on TensorFlow and
@@ -181,7 +180,9 @@ def model_posterior_mean(vae, x, grid=None):
         A NumPy float32 array `(examples,)`, each inside the grid's range.
     """
     if vae.latent_dim != 1:
-        raise ValueError(f"model_posterior_mean sums over a grid of one latent dimension; this VAE has latent_dim={vae.latent_dim}.")
+        raise ValueError(
+            f"model_posterior_mean sums over a grid of one latent dimension; this VAE has latent_dim={vae.latent_dim}."
+        )
     grid = np.linspace(-4.0, 4.0, 161) if grid is None else np.asarray(grid, "float64")
     steps = np.diff(grid)
     if grid.ndim != 1 or len(grid) < 2 or not (steps > 0).all() or not np.allclose(steps, steps[0]):
@@ -197,7 +198,10 @@ def model_posterior_mean(vae, x, grid=None):
         chunks = math.ceil(len(grid) / per_chunk)
         padded = np.concatenate([grid, np.full(chunks * per_chunk - len(grid), grid[-1])]).astype("float32")
         log_joints = np.concatenate(
-            [np.asarray(ops.convert_to_numpy(log_joint(batch, z)), "float64") for z in padded.reshape(chunks, per_chunk)]
+            [
+                np.asarray(ops.convert_to_numpy(log_joint(batch, z)), "float64")
+                for z in padded.reshape(chunks, per_chunk)
+            ]
         )[: len(grid)]
         weights = np.exp(log_joints - log_joints.max(axis=0))
         results.append(grid @ weights / weights.sum(axis=0))

@@ -6,9 +6,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_vae import likelihoods, names, networks
-from keras_vae.trainers import compile_inference
+from keras_vae import likelihoods, names
 from keras_vae.models.vae import VAE, _default_networks
+from keras_vae.trainers import compile_inference
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -50,7 +50,9 @@ class AutoregressiveVAE(VAE):
     """
 
     @classmethod
-    def from_input_shape(cls, input_shape, latent_dim=32, architecture="pixelcnn", likelihood="bernoulli", seed=None, **kwargs):
+    def from_input_shape(
+        cls, input_shape, latent_dim=32, architecture="pixelcnn", likelihood="bernoulli", seed=None, **kwargs
+    ):
         """An autoregressive VAE with the default networks.
 
         Args:
@@ -72,7 +74,9 @@ class AutoregressiveVAE(VAE):
 
     def _decoder_inputs(self, z, condition, x):
         if x is None:
-            raise ValueError("An autoregressive decoder reads the data as well as z: use generate(z) to decode from z alone.")
+            raise ValueError(
+                "An autoregressive decoder reads the data as well as z: use generate(z) to decode from z alone."
+            )
         return [ops.convert_to_tensor(z), ops.cast(x, self.compute_dtype)]
 
     @property
@@ -107,7 +111,9 @@ class AutoregressiveVAE(VAE):
         x = np.zeros((len(z), *shape), "float32")
         progress = keras.utils.Progbar(flat_positions.size, unit_name="position") if verbose else None
         for position in range(flat_positions.size):
-            x = np.asarray(ops.convert_to_numpy(step(z, x, np.asarray(position, "int32"), *(() if greedy else (uniform,)))))
+            x = np.asarray(
+                ops.convert_to_numpy(step(z, x, np.asarray(position, "int32"), *(() if greedy else (uniform,))))
+            )
             if progress is not None:
                 progress.update(position + 1)
         return x

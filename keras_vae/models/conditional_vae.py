@@ -46,8 +46,17 @@ class ConditionalVAE(VAE):
     ```
     """
 
-    def __init__(self, encoder, decoder, conditions, likelihood="bernoulli", latent_dim=None, seed=None,
-                 condition_on=PARTS_CONDITIONED, **kwargs):
+    def __init__(
+        self,
+        encoder,
+        decoder,
+        conditions,
+        likelihood="bernoulli",
+        latent_dim=None,
+        seed=None,
+        condition_on=PARTS_CONDITIONED,
+        **kwargs,
+    ):
         self.conditions = _checked_conditions(conditions)
         self.condition_on = tuple(condition_on)
         if not self.condition_on or set(self.condition_on) - set(PARTS_CONDITIONED):
@@ -60,8 +69,17 @@ class ConditionalVAE(VAE):
         self.likelihood.set_condition_dim(self.condition_dim)
 
     @classmethod
-    def from_input_shape(cls, input_shape, conditions, latent_dim=32, architecture="mlp", likelihood="bernoulli",
-                         condition_on=PARTS_CONDITIONED, seed=None, **kwargs):
+    def from_input_shape(
+        cls,
+        input_shape,
+        conditions,
+        latent_dim=32,
+        architecture="mlp",
+        likelihood="bernoulli",
+        condition_on=PARTS_CONDITIONED,
+        seed=None,
+        **kwargs,
+    ):
         """A conditional VAE with the default MLP or conv networks, the condition appended to their inputs.
 
         Args:
@@ -79,8 +97,16 @@ class ConditionalVAE(VAE):
             encoder_condition_dim=condition_dim if "encoder" in condition_on else 0,
             decoder_condition_dim=condition_dim if "decoder" in condition_on else 0,
         )
-        return cls(encoder, decoder, conditions, likelihood=likelihood, latent_dim=latent_dim, seed=seed,
-                   condition_on=condition_on, **kwargs)
+        return cls(
+            encoder,
+            decoder,
+            conditions,
+            likelihood=likelihood,
+            latent_dim=latent_dim,
+            seed=seed,
+            condition_on=condition_on,
+            **kwargs,
+        )
 
     # ------------------------------------------------------------- conditions
     def condition_vector(self, values):
@@ -148,7 +174,9 @@ class ConditionalVAE(VAE):
         if "decoder" not in self.condition_on:
             return None
         if condition is None:
-            raise ValueError(f"The decoder is conditioned: pass condition={{{', '.join(repr(c) + ': ...' for c in self.conditions)}}}.")
+            raise ValueError(
+                f"The decoder is conditioned: pass condition={{{', '.join(repr(c) + ': ...' for c in self.conditions)}}}."
+            )
         values = {}
         for name, value in condition.items():
             value = ops.convert_to_tensor(value)
@@ -183,4 +211,3 @@ def _checked_conditions(conditions):
             )
         checked[name] = None if categories is None else int(categories)
     return checked
-

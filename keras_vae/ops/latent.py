@@ -37,9 +37,7 @@ def mutual_information(z_mean, z_log_var, seed=None):
     latent_dim = z_mean.shape[-1]
     log_2pi = math.log(2.0 * math.pi)
     # E_q(z|x)[log q(z|x)] = -H[q(z|x)], in closed form for a diagonal Gaussian.
-    neg_entropy = ops.mean(
-        -0.5 * latent_dim * log_2pi - 0.5 * ops.sum(1.0 + z_log_var, axis=-1)
-    )
+    neg_entropy = ops.mean(-0.5 * latent_dim * log_2pi - 0.5 * ops.sum(1.0 + z_log_var, axis=-1))
     epsilon = keras.random.normal(ops.shape(z_mean), dtype=z_mean.dtype, seed=seed)
     z = z_mean + ops.exp(0.5 * z_log_var) * epsilon
     # log q(z_i | x_j) for every pair: shape (z_batch, x_batch).
