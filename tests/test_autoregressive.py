@@ -7,12 +7,13 @@ import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import INPUT_SHAPE, prototype_images, to_numpy
 
-from keras_vae import AutoregressiveVAE, datasets as data, networks, schedules
-from keras_vae.evaluation import metrics
-from keras_vae.datasets import text
+from conftest import INPUT_SHAPE, prototype_images, to_numpy
+from keras_vae import AutoregressiveVAE, networks, schedules
+from keras_vae import datasets as data
 from keras_vae.app.cli import main
+from keras_vae.datasets import text
+from keras_vae.evaluation import metrics
 
 WORDS = ["the", "cat", "dog", "sat", "ran", "on", "a", "mat", "far"]
 
@@ -75,7 +76,9 @@ def test_pixelcnn_vae_aggressive_training_and_its_round_trip(tmp_path):
     outputs, again = vae(x[:4]), loaded(x[:4])
     np.testing.assert_allclose(to_numpy(again["z_mean"]), to_numpy(outputs["z_mean"]), rtol=1e-5, atol=1e-6)
     z = to_numpy(outputs["z_mean"])
-    np.testing.assert_allclose(to_numpy(loaded.decoder([z, x[:4]])), to_numpy(vae.decoder([z, x[:4]])), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        to_numpy(loaded.decoder([z, x[:4]])), to_numpy(vae.decoder([z, x[:4]])), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_the_default_pixelcnn_vae_builds_for_mnist_shapes():
@@ -137,14 +140,15 @@ def test_a_text_run_trains_evaluates_and_samples_sentences_and_refuses_export(tm
     write_sentences(tmp_path / "toy.train.txt", 96, 0)
     write_sentences(tmp_path / "toy.test.txt", 16, 1)
     output = tmp_path / "run"
-    result = invoke(
-        "train", "--dataset", tmp_path / "toy.train.txt", "--epochs", "2", "--batch-size", "16", "--latent-dim", "2",
-        "--aggressive", "--max-inner-steps", "3", "--free-bits", "0.1", "--quiet", "--output", output,
-    )
+    options = "--epochs 2 --batch-size 16 --latent-dim 2 --aggressive --max-inner-steps 3 --free-bits 0.1 --quiet"
+    result = invoke("train", "--dataset", tmp_path / "toy.train.txt", *options.split(), "--output", output)
     assert result.exit_code == 0, result.output
     config = json.loads((output / "config.json").read_text())["train"]
     assert (config["architecture"], config["likelihood"]) == ("lstm", "categorical")
-    assert text.Vocabulary.load(output / "vocabulary.json").tokens[4:] == data.load(tmp_path / "toy.train.txt").vocabulary.tokens[4:]
+    assert (
+        text.Vocabulary.load(output / "vocabulary.json").tokens[4:]
+        == data.load(tmp_path / "toy.train.txt").vocabulary.tokens[4:]
+    )
 
     result = invoke("evaluate", output, "-k", "4", "--quiet")
     assert result.exit_code == 0, result.output
@@ -167,7 +171,9 @@ def test_a_text_run_trains_evaluates_and_samples_sentences_and_refuses_export(tm
 def test_lr_find_on_text_uses_the_text_vae(tmp_path, small_default_networks):
     write_sentences(tmp_path / "toy.txt", 64, 0)
     plot = tmp_path / "lr.png"
-    result = invoke("lr-find", "--dataset", tmp_path / "toy.txt", "--steps", "10", "--batch-size", "16", "--quiet", "--output", plot)
+    result = invoke(
+        "lr-find", "--dataset", tmp_path / "toy.txt", "--steps", "10", "--batch-size", "16", "--quiet", "--output", plot
+    )
     assert result.exit_code in (0, 1), result.output  # 1: the loss did not fall in 10 steps
     losses = json.loads((tmp_path / "lr.json").read_text())["losses"]
     # Sentence NLLs under a categorical likelihood: positive and finite (a Bernoulli on token ids is neither).
@@ -184,7 +190,9 @@ def test_lr_find_on_text_uses_the_text_vae(tmp_path, small_default_networks):
 )
 def test_text_runs_refuse_other_networks_in_one_line(tmp_path, args, fragments):
     write_sentences(tmp_path / "toy.txt", 40, 0)
-    result = invoke("train", "--dataset", tmp_path / "toy.txt", "--epochs", "1", "--quiet", "--output", tmp_path / "run", *args)
+    result = invoke(
+        "train", "--dataset", tmp_path / "toy.txt", "--epochs", "1", "--quiet", "--output", tmp_path / "run", *args
+    )
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and all(fragment in lines[0] for fragment in fragments), result.output
@@ -196,13 +204,13 @@ def test_images_refuse_the_text_networks_and_a_pixelcnn_run_trains(tmp_path, sma
     x, labels = prototype_images(96)
     x = np.pad(x, ((0, 0), (0, 2), (0, 2), (0, 0)))  # 8×8: the conv encoder halves it twice
     np.savez(tmp_path / "images.npz", x_train=x[:64], y_train=labels[:64], x_test=x[64:], y_test=labels[64:])
-    result = invoke("train", "--dataset", tmp_path / "images.npz", "--architecture", "lstm", "--quiet", "--output", tmp_path / "bad")
+    result = invoke(
+        "train", "--dataset", tmp_path / "images.npz", "--architecture", "lstm", "--quiet", "--output", tmp_path / "bad"
+    )
     assert result.exit_code == 2 and "not sentences" in result.output and not (tmp_path / "bad").exists()
     output = tmp_path / "run"
-    result = invoke(
-        "train", "--dataset", tmp_path / "images.npz", "--architecture", "pixelcnn", "--epochs", "2", "--batch-size", "32",
-        "--latent-dim", "2", "--beta-schedule", "cyclical", "--quiet", "--output", output,
-    )
+    options = "--architecture pixelcnn --epochs 2 --batch-size 32 --latent-dim 2 --beta-schedule cyclical --quiet"
+    result = invoke("train", "--dataset", tmp_path / "images.npz", *options.split(), "--output", output)
     assert result.exit_code == 0, result.output
     summary = json.loads((output / "summary.json").read_text())
     assert np.isfinite(summary["test"]["negative_elbo"]) and summary["test"]["kl_loss"] >= 0

@@ -43,7 +43,9 @@ def test_callbacks_write_their_files_during_fit(tmp_path):
     assert "active_units" in history and "mutual_info" in history
     assert list((tmp_path / "tb").iterdir())  # TensorBoard event files
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]  # atomic writes left nothing
-    pattern = r"^epoch 00\d \| train loss=\d+\.\d{4} recon=\d+\.\d{4} kl=\d+\.\d{4} beta=\d\.\d{4} \| val loss=\d+\.\d{4}$"
+    pattern = (
+        r"^epoch 00\d \| train loss=\d+\.\d{4} recon=\d+\.\d{4} kl=\d+\.\d{4} beta=\d\.\d{4} \| val loss=\d+\.\d{4}$"
+    )
     assert len(lines) == 2 and all(re.match(pattern, line) for line in lines), lines
 
 
@@ -109,7 +111,9 @@ def test_collapse_monitor_stays_silent_on_a_healthy_model():
 def test_run_checkpoints_resume_training_state_and_stop_before_saving_nan(tmp_path):
     x, _ = prototype_images(128)
     vae = small_vae(latent_dim=2)
-    vae.compile(optimizer=keras.optimizers.Adam(1e-2), beta=schedules.LinearWarmup(100), aggressive=True, max_inner_steps=3)
+    vae.compile(
+        optimizer=keras.optimizers.Adam(1e-2), beta=schedules.LinearWarmup(100), aggressive=True, max_inner_steps=3
+    )
     checkpoint = callbacks.RunCheckpoint(tmp_path / "checkpoints", keep=2, extra_state=lambda: {"note": "kept"})
     vae.fit(x, epochs=3, batch_size=32, verbose=0, callbacks=[checkpoint])
     paths = callbacks.checkpoint_paths(tmp_path / "checkpoints")
@@ -134,8 +138,14 @@ def test_run_checkpoints_resume_training_state_and_stop_before_saving_nan(tmp_pa
 
     resumed = callbacks.RunCheckpoint(tmp_path / "checkpoints", history=state["history"])
     with pytest.raises(callbacks.NonFiniteLossError, match="epoch 5, batch 1"):
-        vae.fit(x, epochs=6, initial_epoch=3, batch_size=32, verbose=0,
-                callbacks=[Diverge(), callbacks.StopOnNonFiniteLoss(), resumed])
+        vae.fit(
+            x,
+            epochs=6,
+            initial_epoch=3,
+            batch_size=32,
+            verbose=0,
+            callbacks=[Diverge(), callbacks.StopOnNonFiniteLoss(), resumed],
+        )
     paths = callbacks.checkpoint_paths(tmp_path / "checkpoints")
     assert paths[-1].endswith("epoch-0004")  # the diverged epoch left no checkpoint
     assert len(json.loads(open(f"{paths[-1]}/state.json").read())["history"]["loss"]) == 4

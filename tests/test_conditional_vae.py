@@ -8,9 +8,8 @@ import pytest
 
 from conftest import to_numpy
 from keras_vae import callbacks, hub, likelihoods
-from keras_vae.evaluation import diagnostics
-from keras_vae.evaluation import metrics
 from keras_vae.datasets import synthetic
+from keras_vae.evaluation import metrics
 from keras_vae.models import ConditionalVAE
 from keras_vae.ops import latent
 
@@ -100,7 +99,9 @@ def test_a_missing_condition_is_one_line_saying_what_to_pass():
 
 
 @pytest.mark.parametrize(
-    "conditions", [{}, {"x": 2}, {"batch": 1}, {"batch": 2.5}, {"batch": True}], ids=["none", "x", "one", "fraction", "bool"]
+    "conditions",
+    [{}, {"x": 2}, {"batch": 1}, {"batch": 2.5}, {"batch": True}],
+    ids=["none", "x", "one", "fraction", "bool"],
 )
 def test_bad_conditions_are_refused(conditions):
     with pytest.raises(ValueError):
@@ -117,7 +118,11 @@ def test_aggressive_training_and_the_diagnostics_callbacks_take_dict_inputs(tmp_
         epochs=2,
         batch_size=64,
         validation_data=(data,),
-        callbacks=[dynamics, callbacks.LatentSpacePlot(data, data["batch"], str(tmp_path)), callbacks.CollapseMonitor(data)],
+        callbacks=[
+            dynamics,
+            callbacks.LatentSpacePlot(data, data["batch"], str(tmp_path)),
+            callbacks.CollapseMonitor(data),
+        ],
         verbose=0,
     ).history
     assert history["encoder_steps"][0] >= 2 and np.all(np.isfinite(history["val_mutual_info"]))
@@ -201,7 +206,9 @@ def test_the_rnaseq_example_logs_in_seed_002s_format_and_plots_by_cell_type_and_
     stdout = capsys.readouterr().out
     assert exit_.value.code == 0, stdout[-2000:]
     epoch_lines = [line for line in stdout.splitlines() if line.startswith("epoch ")]
-    pattern = r"epoch 00[12] \| train loss=\d+\.\d{4} recon=\d+\.\d{4} kl=\d+\.\d{4}( beta=0\.5000)? \| val loss=\d+\.\d{4}"
+    pattern = (
+        r"epoch 00[12] \| train loss=\d+\.\d{4} recon=\d+\.\d{4} kl=\d+\.\d{4}( beta=0\.5000)? \| val loss=\d+\.\d{4}"
+    )
     assert len(epoch_lines) == 2 and all(re.fullmatch(pattern, line) for line in epoch_lines), epoch_lines
     assert "Diagnosis:" in stdout and "latent space (held out): cell type" in stdout
     for name in ("latent_by_cell_type.png", "latent_by_batch.png", "training_curves.png"):

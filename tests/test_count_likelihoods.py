@@ -7,9 +7,9 @@ same at 1e-7 in float64 where the backend has it (not JAX without x64).
 import keras
 import numpy as np
 import pytest
-from conftest import to_numpy
 from scipy import stats
 
+from conftest import to_numpy
 from keras_vae import likelihoods
 
 FLOAT64 = pytest.param(

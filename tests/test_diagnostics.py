@@ -6,8 +6,7 @@ import pytest
 
 from conftest import INPUT_SHAPE, small_vae, to_numpy
 from keras_vae import likelihoods
-from keras_vae.evaluation import diagnostics
-from keras_vae.evaluation import metrics
+from keras_vae.evaluation import diagnostics, metrics
 from keras_vae.models import VAE
 from keras_vae.ops import latent
 
@@ -38,7 +37,9 @@ def prior_vae(bias):
     heads = [keras.layers.Dense(2, kernel_initializer="zeros", bias_initializer="zeros")(flat) for _ in range(2)]
     encoder = keras.Model(inputs, heads)
     z = keras.Input((2,))
-    logits = keras.layers.Dense(math.prod(INPUT_SHAPE), kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(bias))(z)
+    logits = keras.layers.Dense(
+        math.prod(INPUT_SHAPE), kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(bias)
+    )(z)
     decoder = keras.Model(z, keras.layers.Reshape(INPUT_SHAPE)(logits))
     return VAE(encoder, decoder, seed=0)
 
@@ -61,8 +62,12 @@ def test_importance_weighted_nll_is_exact_for_a_linear_gaussian_model():
     encoder = keras.Model(
         x_in,
         [
-            keras.layers.Dense(1, kernel_initializer=keras.initializers.Constant(1 / (1 + s2)), bias_initializer="zeros")(x_in),
-            keras.layers.Dense(1, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(math.log(s2 / (1 + s2))))(x_in),
+            keras.layers.Dense(
+                1, kernel_initializer=keras.initializers.Constant(1 / (1 + s2)), bias_initializer="zeros"
+            )(x_in),
+            keras.layers.Dense(
+                1, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(math.log(s2 / (1 + s2)))
+            )(x_in),
         ],
     )
     z_in = keras.Input((1,))
@@ -170,8 +175,12 @@ def test_collapse_curves_figure_has_one_line_per_run_and_a_symlog_kl_axis(tmp_pa
 
     figures = []
     save_figure = plotting.save_figure
-    monkeypatch.setattr(plotting, "save_figure", lambda figure, path: figures.append(figure) or save_figure(figure, path))
-    path = plotting.plot_collapse_curves({"basic": records(0.01), "aggressive": records(3.0)}, str(tmp_path / "c.png"), title="t")
+    monkeypatch.setattr(
+        plotting, "save_figure", lambda figure, path: figures.append(figure) or save_figure(figure, path)
+    )
+    path = plotting.plot_collapse_curves(
+        {"basic": records(0.01), "aggressive": records(3.0)}, str(tmp_path / "c.png"), title="t"
+    )
     image = matplotlib.image.imread(path)
     assert image.ndim == 3 and image.shape[1] > 2.5 * image.shape[0]  # three panels side by side, the legend below
     kl_axis, mi_axis, units_axis = figures[0].axes

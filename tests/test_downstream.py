@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from keras_vae.evaluation import downstream
 from keras_vae.datasets import synthetic
+from keras_vae.evaluation import downstream
 
 # The probes' logistic regression is a Keras model, but what they compute does not depend on the backend.
 pytestmark = pytest.mark.backend_independent
@@ -103,7 +103,11 @@ def test_report_on_a_latent_space_that_knows_the_cell_type_but_not_the_batch():
         epochs=50,
     )
     assert sorted(report) == [
-        "batch_accuracy", "batch_chance_accuracy", "chance_accuracy", "latent_accuracy", "pca_accuracy"
+        "batch_accuracy",
+        "batch_chance_accuracy",
+        "chance_accuracy",
+        "latent_accuracy",
+        "pca_accuracy",
     ]
     assert all(isinstance(value, float) and 0.0 <= value <= 1.0 for value in report.values())
     assert report["latent_accuracy"] > 0.95 and report["pca_accuracy"] > report["chance_accuracy"] + 0.2

@@ -85,7 +85,9 @@ def reloaded(tmp_path_factory, exported):
     return {name: (inputs, dict(np.load(outputs))) for name, (inputs, outputs) in files.items()}
 
 
-@pytest.mark.parametrize("likelihood, parameter", [("bernoulli", "logits"), ("gaussian", "log_scale")], ids=["bernoulli", "gaussian"])
+@pytest.mark.parametrize(
+    "likelihood, parameter", [("bernoulli", "logits"), ("gaussian", "log_scale")], ids=["bernoulli", "gaussian"]
+)
 def test_an_export_reloads_without_keras_vae_and_matches_every_endpoint(exported, reloaded, likelihood, parameter):
     vae, _, differences = exported[likelihood]
     expected_outputs = {"encode": {"z_mean", "z_log_var"}, "embed": {"z_mean"}}
@@ -96,8 +98,12 @@ def test_an_export_reloads_without_keras_vae_and_matches_every_endpoint(exported
 
     inputs, reloaded_outputs = reloaded[likelihood]
     for batch_size in BATCH_SIZES:
-        outputs = {key.split("/", 1)[1]: value for key, value in reloaded_outputs.items() if key.startswith(f"{batch_size}/")}
-        batch_inputs = {key.split("/", 1)[1]: value for key, value in inputs.items() if key.startswith(f"{batch_size}/")}
+        outputs = {
+            key.split("/", 1)[1]: value for key, value in reloaded_outputs.items() if key.startswith(f"{batch_size}/")
+        }
+        batch_inputs = {
+            key.split("/", 1)[1]: value for key, value in inputs.items() if key.startswith(f"{batch_size}/")
+        }
         assert set(outputs) == {f"{name}/{key}" for name, keys in expected_outputs.items() for key in keys} | {
             f"serving_default/{key}" for key in expected_outputs["encode"]
         } | {"method/embed/z_mean"}
@@ -141,7 +147,9 @@ def test_the_metadata_asset_describes_the_export(tmp_path):
     assert rebuilt.latent_dim == 3
 
 
-@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="keras.layers.TFSMLayer needs the TensorFlow backend")
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="keras.layers.TFSMLayer needs the TensorFlow backend"
+)
 def test_a_tfsm_layer_serves_an_endpoint_inside_a_functional_model(exported):
     vae, export_dir, _ = exported["bernoulli"]
     inputs = keras.Input(INPUT_SHAPE)
@@ -223,9 +231,9 @@ def run(tmp_path_factory):
     x, labels = prototype_images(96)
     np.savez(tmp_path / "images.npz", x_train=x[:64], y_train=labels[:64], x_test=x[64:], y_test=labels[64:])
     output = tmp_path / "run"
+    options = "--epochs 1 --batch-size 32 --latent-dim 2 --quiet".split()
     result = CliRunner().invoke(
-        main,
-        ["train", "--dataset", str(tmp_path / "images.npz"), "--epochs", "1", "--batch-size", "32", "--latent-dim", "2", "--quiet", "--output", str(output)],
+        main, ["train", "--dataset", str(tmp_path / "images.npz"), *options, "--output", str(output)]
     )
     assert result.exit_code == 0, result.output
     return output
@@ -286,4 +294,6 @@ def test_an_export_killed_midway_leaves_no_out_dir(run, tmp_path):
     assert not os.path.exists(tmp_path / "export")
     # A new export beside the killed one's leftovers succeeds.
     assert invoke(run, tmp_path / "export").exit_code == 0
-    assert json.loads((tmp_path / "export" / hub.METADATA).read_text())["endpoints"]["embed"]["outputs"] == {"z_mean": [None, 2]}
+    assert json.loads((tmp_path / "export" / hub.METADATA).read_text())["endpoints"]["embed"]["outputs"] == {
+        "z_mean": [None, 2]
+    }

@@ -3,8 +3,8 @@ import math
 import keras
 import numpy as np
 import pytest
-from conftest import to_numpy
 
+from conftest import to_numpy
 from keras_vae import likelihoods, names
 
 

@@ -6,8 +6,8 @@ import numpy as np
 from conftest import INPUT_SHAPE, prototype_images, small_vae, to_numpy
 from keras_vae import likelihoods
 from keras_vae.evaluation.metrics import importance_weighted_nll
-from keras_vae.ops.latent import mutual_information
 from keras_vae.models import VAE
+from keras_vae.ops.latent import mutual_information
 
 
 def test_mutual_information_is_near_zero_when_the_posterior_is_the_prior():

@@ -52,7 +52,9 @@ def _module_name(path, root=PACKAGE.parent):
 
 def _is_module(name):
     relative = pathlib.Path(*name.split("."))
-    return (PACKAGE.parent / relative).with_suffix(".py").exists() or (PACKAGE.parent / relative / "__init__.py").exists()
+    return (PACKAGE.parent / relative).with_suffix(".py").exists() or (
+        PACKAGE.parent / relative / "__init__.py"
+    ).exists()
 
 
 def _imports(path, root=PACKAGE.parent):
@@ -65,7 +67,9 @@ def _imports(path, root=PACKAGE.parent):
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             if not base.startswith("keras_vae"):
                 continue
             for alias in node.names:
@@ -143,7 +147,9 @@ def _saved_models(tmp_path):
         model(inputs)
         model.save(tmp_path / f"{name}.keras")
         np.savez(tmp_path / f"{name}_inputs.npz", **(inputs if isinstance(inputs, dict) else {"x": inputs}))
-    return {name: np.asarray(keras.ops.convert_to_numpy(model.embed(inputs))) for name, (model, inputs) in cases.items()}
+    return {
+        name: np.asarray(keras.ops.convert_to_numpy(model.embed(inputs))) for name, (model, inputs) in cases.items()
+    }
 
 
 def test_a_fresh_process_loads_every_model_after_import_keras_vae(tmp_path):

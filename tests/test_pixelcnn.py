@@ -4,10 +4,9 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import to_numpy
 from keras_vae import networks
 from keras_vae.networks import GatedPixelCNNBlock, MaskedConv2D
-
-from conftest import to_numpy
 
 SHAPE = (6, 6, 1)
 LATENT_DIM = 3

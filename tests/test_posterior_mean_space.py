@@ -3,12 +3,11 @@
 import keras
 import numpy as np
 import pytest
-from conftest import small_vae, to_numpy
 
-from keras_vae import AutoregressiveVAE, VAE, likelihoods, networks
+from conftest import small_vae, to_numpy
+from keras_vae import VAE, AutoregressiveVAE, likelihoods, networks
+from keras_vae.datasets import synthetic, text
 from keras_vae.evaluation import metrics
-from keras_vae.datasets import synthetic
-from keras_vae.datasets import text
 
 FEATURES = 8
 
@@ -78,7 +77,9 @@ def test_model_posterior_mean_of_a_linear_bernoulli_decoder_matches_numpy(grid):
 
 def test_model_posterior_mean_of_an_lstm_vae_matches_decoding_every_grid_value_at_once():
     vocabulary_size, length, examples = 10, 6, 40
-    x = synthetic.latent_sequences(num_examples=examples, length=length, vocabulary_size=vocabulary_size, units=8, seed=0)["x"]
+    x = synthetic.latent_sequences(
+        num_examples=examples, length=length, vocabulary_size=vocabulary_size, units=8, seed=0
+    )["x"]
     keras.utils.set_random_seed(0)
     vae = AutoregressiveVAE(
         networks.lstm_encoder((length,), 1, vocabulary_size, embedding_dim=4, units=8),
@@ -95,7 +96,9 @@ def test_model_posterior_mean_of_an_lstm_vae_matches_decoding_every_grid_value_a
     grid = np.linspace(-4.0, 4.0, 161)
     codes = np.repeat(grid, examples)[:, None].astype("float32")
     repeated = np.tile(x, (len(grid), 1)).astype("float32")
-    log_likelihood = to_numpy(vae.likelihood.log_prob(repeated, vae.decoder([codes, repeated]))).reshape(len(grid), examples)
+    log_likelihood = to_numpy(vae.likelihood.log_prob(repeated, vae.decoder([codes, repeated]))).reshape(
+        len(grid), examples
+    )
     log_joint = log_likelihood - 0.5 * grid[:, None] ** 2
     weights = np.exp(log_joint - log_joint.max(axis=0))
     np.testing.assert_allclose(mean, grid @ weights / weights.sum(axis=0), atol=1e-4)

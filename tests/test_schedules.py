@@ -124,7 +124,11 @@ def test_learning_rate_schedule_builds_each_named_schedule():
     triangle = build("triangular", 1e-3, 1000, steps_per_epoch=25)
     # A quarter of the peak at the bottom; half-cycles of 4 epochs, rounded to whole cycles in 1000 steps.
     assert triangle.get_config() | {"name": None} == {
-        "base_learning_rate": 2.5e-4, "max_learning_rate": 1e-3, "step_size": 100, "mode": "triangular", "name": None
+        "base_learning_rate": 2.5e-4,
+        "max_learning_rate": 1e-3,
+        "step_size": 100,
+        "mode": "triangular",
+        "name": None,
     }
     assert build("triangular", 1e-3, 1000).step_size == 500  # one cycle without epochs
     assert build("triangular", 1e-3, 1000, base_learning_rate=1e-5, step_size=10).base_learning_rate == 1e-5

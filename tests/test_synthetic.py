@@ -4,6 +4,7 @@ import pytest
 from keras_vae import datasets as data
 from keras_vae.datasets import synthetic
 
+pytestmark = pytest.mark.backend_independent
 SMALL = dict(num_samples=600, num_genes=200, num_cell_types=4, num_batches=3, median_library_size=1e5)
 
 

@@ -6,11 +6,11 @@ import os
 import keras
 import numpy as np
 import pytest
-from conftest import to_numpy
 
-from keras_vae import AutoregressiveVAE, VAE, likelihoods, networks, schedules
-from keras_vae.evaluation import metrics
+from conftest import to_numpy
+from keras_vae import VAE, AutoregressiveVAE, likelihoods, networks, schedules
 from keras_vae.datasets import text
+from keras_vae.evaluation import metrics
 
 PTB_VALID = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "raw", "ptb", "ptb.valid.txt.gz")
 SENTENCES = [
@@ -39,7 +39,9 @@ def small_text_vae(vocabulary_size, latent_dim=4, word_dropout=0.0, seed=0):
     keras.utils.set_random_seed(seed)
     return AutoregressiveVAE(
         networks.lstm_encoder((LENGTH,), latent_dim, vocabulary_size, embedding_dim=8, units=16),
-        networks.lstm_decoder((LENGTH, vocabulary_size), latent_dim, embedding_dim=8, units=16, word_dropout=word_dropout),
+        networks.lstm_decoder(
+            (LENGTH, vocabulary_size), latent_dim, embedding_dim=8, units=16, word_dropout=word_dropout
+        ),
         likelihood=likelihoods.Categorical(vocabulary_size),
         seed=seed,
     )
@@ -86,7 +88,11 @@ def test_read_sentences_plain_and_gzipped(tmp_path):
     (tmp_path / "s.txt").write_text(" the cat \n\nsat down\n")
     with gzip.open(tmp_path / "s.txt.gz", "wt") as file:
         file.write("the cat\nsat down\n")
-    assert text.read_sentences(tmp_path / "s.txt") == text.read_sentences(tmp_path / "s.txt.gz") == [["the", "cat"], ["sat", "down"]]
+    assert (
+        text.read_sentences(tmp_path / "s.txt")
+        == text.read_sentences(tmp_path / "s.txt.gz")
+        == [["the", "cat"], ["sat", "down"]]
+    )
 
 
 @pytest.mark.backend_independent
@@ -110,7 +116,9 @@ def test_categorical_log_prob_is_the_sum_over_tokens_and_ignores_padding():
     assert (got <= 0).all()
     changed = logits.copy()
     changed[ids == 0] = rng.normal(size=(int((ids == 0).sum()), 8)) * 100
-    np.testing.assert_allclose(to_numpy(likelihoods.categorical_log_prob(ids, keras.ops.convert_to_tensor(changed))), got, rtol=1e-6)
+    np.testing.assert_allclose(
+        to_numpy(likelihoods.categorical_log_prob(ids, keras.ops.convert_to_tensor(changed))), got, rtol=1e-6
+    )
 
 
 def test_categorical_layer_and_its_config():
@@ -194,7 +202,9 @@ def test_builders_refuse_what_they_cannot_build():
 
 def test_text_vae_trains_and_decodes_valid_tokens(small_default_networks):
     ids, vocabulary = toy_ids()
-    vae = AutoregressiveVAE.from_input_shape((LENGTH,), latent_dim=4, architecture="lstm", likelihood=likelihoods.Categorical(len(vocabulary)), seed=0)
+    vae = AutoregressiveVAE.from_input_shape(
+        (LENGTH,), latent_dim=4, architecture="lstm", likelihood=likelihoods.Categorical(len(vocabulary)), seed=0
+    )
     vae.initialize_decoder_bias(ids)
     vae.compile(optimizer=keras.optimizers.Adam(3e-3))
     history = vae.fit(ids, epochs=6, batch_size=32, verbose=0).history

@@ -68,10 +68,7 @@ def test_free_bits_raise_the_loss_but_kl_loss_stays_the_true_kl(images):
     outputs = vae(x, training=True)
     terms = {k: float(to_numpy(v)) for k, v in vae.loss_terms(x, outputs).items()}
     kl_per_dim = 0.5 * (
-        to_numpy(outputs["z_mean"]) ** 2
-        + np.exp(to_numpy(outputs["z_log_var"]))
-        - to_numpy(outputs["z_log_var"])
-        - 1
+        to_numpy(outputs["z_mean"]) ** 2 + np.exp(to_numpy(outputs["z_log_var"])) - to_numpy(outputs["z_log_var"]) - 1
     )
     np.testing.assert_allclose(terms["kl_loss"], kl_per_dim.sum(-1).mean(), rtol=1e-4)
     clamped = np.maximum(kl_per_dim.mean(0), 2.0).sum()
