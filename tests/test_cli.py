@@ -20,6 +20,10 @@ from conftest import prototype_images
 from keras_vae import __version__
 from keras_vae.app.cli import main
 
+# Loading, parsing and the command line are the same code on every backend (the models
+# they build are tested per backend elsewhere): one backend runs them.
+pytestmark = pytest.mark.backend_independent
+
 FAST = ["--epochs", "2", "--batch-size", "32", "--latent-dim", "2", "--quiet"]
 
 
