@@ -142,7 +142,7 @@ def load(
       `pip install "keras-vae[anndata]"`): `X` the features, `obs` columns
       the labels and conditions. As for arrays, validation is a seeded random
       part and the test set is the validation set.
-    - `"synthetic-rnaseq"`: `keras_vae.datasets.synthetic.bulk_rnaseq()` (seed 0)
+    - `"synthetic-rnaseq"`: `keras_vae.datasets.synthetic.bulk_rnaseq()` (`seed=0`)
       with its train/test split; conditions `batch` and `cell_type`.
     - A text file of sentences, one per line (`.txt`, or gzipped `.txt.gz`),
       for the LSTM VAE: the vocabulary is every word of it (see

@@ -21,7 +21,7 @@ GENE_ABUNDANCE_SCALE = 1.5
 PROGRAM_DENSITY = 0.2
 # float32, the dtype of `to_arrays`, holds every integer up to 2**24 exactly.
 LARGEST_EXACT_FLOAT32_INTEGER = 2**24
-# `bulk_rnaseq()` with its defaults (seed 0), split by `to_arrays`, as a dataset name for `keras_vae.datasets.load`.
+# `bulk_rnaseq()` with its defaults (`seed=0`), split by `to_arrays`, as a dataset name for `keras_vae.datasets.load`.
 SYNTHETIC_RNASEQ = "synthetic-rnaseq"
 
 
