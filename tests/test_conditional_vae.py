@@ -194,7 +194,9 @@ def test_count_models_train_without_nan_on_synthetic_rnaseq(likelihood):
 
 
 @pytest.mark.slow  # the example's full-size data (2000 samples x 1000 genes), its probes and figures
-def test_the_rnaseq_example_logs_in_the_diagnostics_guides_format_and_plots_by_cell_type_and_batch(tmp_path, monkeypatch, capsys):
+def test_the_rnaseq_example_logs_in_the_diagnostics_guides_format_and_plots_by_cell_type_and_batch(
+    tmp_path, monkeypatch, capsys
+):
     import re
     import runpy
 
