@@ -2,17 +2,21 @@
 
 Importing the package imports Keras (and its backend, chosen by `KERAS_BACKEND`)
 and registers every serializable class, so `keras.saving.load_model` reads a
-saved VAE after a plain `import keras_vae`. Figures (matplotlib) load on first use.
+saved VAE after a plain `import keras_vae`, and every module the documentation
+names is reachable from it. matplotlib is imported when a figure is first drawn.
 """
 
 from keras_vae import (
     callbacks,
     datasets,
+    distribute,
     evaluation,
     likelihoods,
+    lr_finder,
     names,
     networks,
     ops,
+    plotting,
     schedules,
 )
 from keras_vae.hub import export
@@ -28,11 +32,14 @@ __all__ = [
     "__version__",
     "callbacks",
     "datasets",
+    "distribute",
     "evaluation",
     "export",
     "likelihoods",
+    "lr_finder",
     "names",
     "networks",
     "ops",
+    "plotting",
     "schedules",
 ]

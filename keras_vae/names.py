@@ -41,8 +41,14 @@ LEARNING_RATE_SCHEDULES = (
 )
 
 # Observation models p(x|z) (`keras_vae.likelihoods`).
-COUNT_LIKELIHOODS = ("poisson", "nb", "zinb")
-LIKELIHOODS = ("bernoulli", "gaussian", *COUNT_LIKELIHOODS, "categorical")
+BERNOULLI = "bernoulli"
+GAUSSIAN = "gaussian"
+POISSON = "poisson"
+NB = "nb"
+ZINB = "zinb"
+CATEGORICAL = "categorical"
+COUNT_LIKELIHOODS = (POISSON, NB, ZINB)
+LIKELIHOODS = (BERNOULLI, GAUSSIAN, *COUNT_LIKELIHOODS, CATEGORICAL)
 
 # Encoder/decoder builders (`keras_vae.networks`); the autoregressive ones need an AutoregressiveVAE.
 MLP = "mlp"
@@ -53,7 +59,9 @@ AUTOREGRESSIVE_ARCHITECTURES = (PIXELCNN, LSTM)
 ARCHITECTURES = (MLP, CONV, *AUTOREGRESSIVE_ARCHITECTURES)
 
 # Optimizers the command line builds: name -> Keras class name.
-OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW"}
+ADAM = "adam"
+ADAMW = "adamw"
+OPTIMIZERS = {ADAM: "Adam", ADAMW: "AdamW"}
 
 # How pixels become 0/1: resampled every epoch, or drawn once.
 BINARIZATIONS = ("dynamic", "fixed")

@@ -40,7 +40,7 @@ def load_data(config, split=None):
 def resolve_text_defaults(config, datasets, given):
     """Text takes the LSTM networks and the categorical likelihood unless other options were `given` (then refused)."""
     is_text = datasets.vocabulary is not None
-    for name, for_text in (("architecture", names.LSTM), ("likelihood", "categorical")):
+    for name, for_text in (("architecture", names.LSTM), ("likelihood", names.CATEGORICAL)):
         if is_text and name not in given:
             config = dataclasses.replace(config, **{name: for_text})
         elif is_text != (getattr(config, name) == for_text):
@@ -60,7 +60,7 @@ def check_data(config, datasets):
     if datasets.vocabulary is not None:
         return
     low, high = datasets.value_range
-    if config.likelihood == "bernoulli" and (low < 0 or high > 1):
+    if config.likelihood == names.BERNOULLI and (low < 0 or high > 1):
         other = "nb (counts)" if datasets.is_counts else "gaussian"
         raise ConfigError(
             f"{config.dataset} has values in [{low:.4g}, {high:.4g}], but a Bernoulli likelihood needs [0, 1]: "
@@ -147,7 +147,9 @@ def optimizer(config, total_steps, steps_in_epoch):
 def new_vae(config, input_shape, conditions=None, vocabulary=None):
     """The uncompiled `VAE` the config describes: a `ConditionalVAE` given `conditions`,
     an `AutoregressiveVAE` for the pixelcnn and lstm architectures (the latter over `vocabulary`)."""
-    likelihood = likelihoods.Categorical(len(vocabulary)) if config.likelihood == "categorical" else config.likelihood
+    likelihood = (
+        likelihoods.Categorical(len(vocabulary)) if config.likelihood == names.CATEGORICAL else config.likelihood
+    )
     options = dict(
         latent_dim=config.latent_dim, architecture=config.architecture, likelihood=likelihood, seed=config.seed
     )

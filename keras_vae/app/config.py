@@ -50,7 +50,7 @@ class TrainConfig:
     # Model
     architecture: str = names.MLP
     latent_dim: int = 32
-    likelihood: str = "bernoulli"
+    likelihood: str = names.BERNOULLI
     # Objective: β and its schedule, free bits, He et al. (2019)'s aggressive encoder training
     beta: float = 1.0
     beta_schedule: str = names.BETA_CONSTANT
@@ -63,7 +63,7 @@ class TrainConfig:
     inner_check_every: int = 10
     mi_patience: int = 1
     # Optimizer
-    optimizer: str = "adam"
+    optimizer: str = names.ADAM
     weight_decay: float | None = None
     clip_norm: float | None = None
     clip_value: float | None = None

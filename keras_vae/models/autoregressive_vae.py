@@ -51,7 +51,7 @@ class AutoregressiveVAE(VAE):
 
     @classmethod
     def from_input_shape(
-        cls, input_shape, latent_dim=32, architecture="pixelcnn", likelihood="bernoulli", seed=None, **kwargs
+        cls, input_shape, latent_dim=32, architecture=names.PIXELCNN, likelihood=names.BERNOULLI, seed=None, **kwargs
     ):
         """An autoregressive VAE with the default networks.
 

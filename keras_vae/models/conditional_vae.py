@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_vae import likelihoods
+from keras_vae import likelihoods, names
 from keras_vae.models.vae import VAE, _default_networks
 
 PARTS_CONDITIONED = ("encoder", "decoder")
@@ -51,7 +51,7 @@ class ConditionalVAE(VAE):
         encoder,
         decoder,
         conditions,
-        likelihood="bernoulli",
+        likelihood=names.BERNOULLI,
         latent_dim=None,
         seed=None,
         condition_on=PARTS_CONDITIONED,
@@ -74,8 +74,8 @@ class ConditionalVAE(VAE):
         input_shape,
         conditions,
         latent_dim=32,
-        architecture="mlp",
-        likelihood="bernoulli",
+        architecture=names.MLP,
+        likelihood=names.BERNOULLI,
         condition_on=PARTS_CONDITIONED,
         seed=None,
         **kwargs,

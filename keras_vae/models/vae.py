@@ -48,7 +48,7 @@ class VAE(VAETrainer, keras.Model):
         He et al. (2019), Lagging Inference Networks and Posterior Collapse in VAEs.
     """
 
-    def __init__(self, encoder, decoder, likelihood="bernoulli", latent_dim=None, seed=None, **kwargs):
+    def __init__(self, encoder, decoder, likelihood=names.BERNOULLI, latent_dim=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.encoder = encoder
         self.decoder = decoder
@@ -63,7 +63,7 @@ class VAE(VAETrainer, keras.Model):
 
     @classmethod
     def from_input_shape(
-        cls, input_shape, latent_dim=32, architecture="mlp", likelihood="bernoulli", seed=None, **kwargs
+        cls, input_shape, latent_dim=32, architecture=names.MLP, likelihood=names.BERNOULLI, seed=None, **kwargs
     ):
         """A VAE with the default MLP (784-512-256 → z → 256-512-784 on MNIST) or conv networks.
 
@@ -252,7 +252,7 @@ class VAE(VAETrainer, keras.Model):
     # ------------------------------------------------------ training options
     def compile(
         self,
-        optimizer="adam",
+        optimizer=names.ADAM,
         encoder_optimizer=None,
         beta=1.0,
         free_bits=0.0,
@@ -390,7 +390,7 @@ def _default_networks(
         )
     per_feature = likelihood.parameters_per_feature
     build_encoder, build_decoder = networks.ARCHITECTURES[architecture]
-    if architecture == "lstm":
+    if architecture == names.LSTM:
         if not isinstance(likelihood, likelihoods.Categorical):
             raise ValueError(
                 "The lstm architecture models words: use likelihood=keras_vae.likelihoods.Categorical(vocabulary_size)."
@@ -399,7 +399,7 @@ def _default_networks(
             build_encoder(input_shape, latent_dim, likelihood.num_classes),
             build_decoder((*input_shape, per_feature), latent_dim),
         )
-    if per_feature > 1 and architecture != "mlp":
+    if per_feature > 1 and architecture != names.MLP:
         raise ValueError(
             f"The {type(likelihood).__name__} likelihood needs {per_feature} decoder outputs per feature, "
             "which only the mlp architecture builds: use architecture='mlp'."

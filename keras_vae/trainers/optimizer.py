@@ -60,7 +60,7 @@ class EncoderDecoderOptimizer(keras.optimizers.Optimizer):
             Defaults to `"adam"`.
     """
 
-    def __init__(self, encoder_optimizer=None, decoder_optimizer="adam", name="encoder_decoder_optimizer"):
+    def __init__(self, encoder_optimizer=None, decoder_optimizer=names.ADAM, name="encoder_decoder_optimizer"):
         super().__init__(learning_rate=0.0, name=name)
         self.decoder_optimizer = keras.optimizers.get(decoder_optimizer)
         if encoder_optimizer is None or encoder_optimizer is self.decoder_optimizer:
