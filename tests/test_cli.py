@@ -315,6 +315,7 @@ def _train_command(*args):
     return [sys.executable, "-m", "keras_vae_cli", "train", *map(str, args)]
 
 
+@pytest.mark.slow  # a training process killed with SIGKILL, then resumed: end to end by nature
 def test_a_run_killed_mid_epoch_resumes_to_the_same_number_of_epochs(tmp_path):
     x, labels = prototype_images(1400)
     data = tmp_path / "data.npz"
