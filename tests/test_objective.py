@@ -69,12 +69,18 @@ def assert_all_close(actual, expected, **tolerance):
         np.testing.assert_allclose(a, e, **tolerance)
 
 
+def compiled_vae(x, **options):
+    """A fresh `small_vae`, compiled with `options` and built on `x`."""
+    vae = small_vae(LATENT_DIM)
+    vae.compile(**options)
+    vae(x)
+    return vae
+
+
 @pytest.mark.parametrize("beta", [0.25, 3.0])
 def test_training_loss_is_reconstruction_plus_beta_times_kl(beta):
     x = batch()
-    vae = small_vae(LATENT_DIM)
-    vae.compile(beta=beta)
-    vae(x)
+    vae = compiled_vae(x, beta=beta)
     expected_kl = true_kl(vae, x)
     # The first step's logs are its own forward pass, before the update.
     logs = vae.train_on_batch(x, return_dict=True)
@@ -88,9 +94,7 @@ def test_training_loss_is_reconstruction_plus_beta_times_kl(beta):
 
 def test_beta_zero_leaves_only_the_reconstruction_gradient_on_the_encoder():
     x = batch()
-    vae = small_vae(LATENT_DIM)
-    vae.compile(beta=0.0)
-    vae(x)
+    vae = compiled_vae(x, beta=0.0)
     grads = term_gradients(vae, x, log_variance_head(vae))
     # The KL does pull on the log-variance head: a vanishing KL gradient would prove nothing.
     assert max(np.abs(g).max() for g in grads[names.KL_LOSS]) > 1e-3
@@ -100,9 +104,7 @@ def test_beta_zero_leaves_only_the_reconstruction_gradient_on_the_encoder():
 @pytest.mark.parametrize("beta", [0.25, 3.0])
 def test_the_kl_gradient_on_the_encoder_is_weighted_by_beta(beta):
     x = batch()
-    vae = small_vae(LATENT_DIM)
-    vae.compile(beta=beta)
-    vae(x)
+    vae = compiled_vae(x, beta=beta)
     grads = term_gradients(vae, x, log_variance_head(vae))
     expected = [r + beta * k for r, k in zip(grads[names.RECONSTRUCTION_LOSS], grads[names.KL_LOSS], strict=True)]
     assert_all_close(grads[names.LOSS], expected, rtol=1e-4, atol=1e-6)
@@ -128,9 +130,7 @@ def test_a_train_step_moves_the_encoder_by_beta_times_the_kl_gradient():
 
 def test_a_beta_schedule_changes_the_logged_beta_and_the_loss_step_by_step():
     x = batch()
-    vae = small_vae(LATENT_DIM)
-    vae.compile(optimizer=keras.optimizers.SGD(0.0), beta=schedules.LinearWarmup(4, start=0.0, end=2.0))
-    vae(x)
+    vae = compiled_vae(x, optimizer=keras.optimizers.SGD(0.0), beta=schedules.LinearWarmup(4, start=0.0, end=2.0))
     expected_kl = true_kl(vae, x)  # the weights stay put: a learning rate of 0
     logged = []
     for _ in range(6):
@@ -145,9 +145,7 @@ def test_a_beta_schedule_changes_the_logged_beta_and_the_loss_step_by_step():
 
 def test_free_bits_clamp_the_optimised_kl_but_kl_loss_logs_the_true_kl():
     x, free_bits = batch(), 5.0
-    vae = small_vae(LATENT_DIM)
-    vae.compile(free_bits=free_bits)
-    vae(x)
+    vae = compiled_vae(x, free_bits=free_bits)
     expected_kl = true_kl(vae, x)
     assert expected_kl < free_bits  # every dimension is under the floor
     logs = vae.train_on_batch(x, return_dict=True)
@@ -158,9 +156,7 @@ def test_free_bits_clamp_the_optimised_kl_but_kl_loss_logs_the_true_kl():
 @pytest.mark.parametrize("free_bits", [0.0, 5.0])
 def test_free_bits_cut_the_kl_gradient_of_dimensions_under_the_floor(free_bits):
     x = batch()
-    vae = small_vae(LATENT_DIM)
-    vae.compile(free_bits=free_bits)
-    vae(x)
+    vae = compiled_vae(x, free_bits=free_bits)
     grads = term_gradients(vae, x, log_variance_head(vae))
     expected = grads[names.RECONSTRUCTION_LOSS]
     if not free_bits:  # β = 1, no floor: the KL's own gradient
