@@ -25,14 +25,26 @@ import click
 import keras
 from click.core import ParameterSource
 
-from keras_vae import datasets, hub, names
+from keras_vae import datasets, hub
 from keras_vae.app import build, config, runs, samples
+from keras_vae.app.options import (
+    COMMON_OPTIONS,
+    COUNT,
+    DATA_OPTIONS,
+    DISTRIBUTE_OPTIONS,
+    MODEL_OPTIONS,
+    OBJECTIVE_OPTIONS,
+    OPTIMIZER_OPTIONS,
+    POSITIVE,
+    RUN_DIR,
+    RUN_DIRECTORY_OPTIONS,
+    SCHEDULE_OPTIONS,
+    SEED,
+)
 from keras_vae.evaluation import report
 from keras_vae.files import write_json
 from keras_vae.version import __version__
 
-DEFAULTS = config.TrainConfig()
-COUNT, POSITIVE, NON_NEGATIVE = click.IntRange(min=1), click.FloatRange(min=0, min_open=True), click.FloatRange(min=0)
 # Exceptions that mean the input cannot be used (exit code 2).
 BAD_INPUT = (datasets.DataError, config.ConfigError, runs.RunError)
 
@@ -90,17 +102,6 @@ def _one_line_errors(command):
     return run
 
 
-def _read_config_file(ctx, param, path):
-    """Fills `ctx.default_map` from the command's section of a TOML or JSON file."""
-    if path is not None:
-        try:
-            defaults = config.file_defaults(path, main.commands, ctx.command.name)
-        except config.ConfigError as error:
-            raise click.BadParameter(str(error), ctx, param) from None
-        ctx.default_map = {**(ctx.default_map or {}), **defaults}
-    return path
-
-
 def _given(ctx):
     """The options set by a flag or a config file (not left at their defaults)."""
     return {
@@ -119,92 +120,6 @@ def _select_backend(backend):
         )
 
 
-def _options(*decorators):
-    def apply(function):
-        for decorator in reversed(decorators):
-            function = decorator(function)
-        return function
-
-    return apply
-
-
-def _option(name, **kwargs):
-    """An option whose default is `TrainConfig`'s."""
-    field = name.split("/")[0][2:].replace("-", "_")
-    return click.option(name, default=getattr(DEFAULTS, field), show_default=True, **kwargs)
-
-
-RUN_DIR = click.argument("run_dir", type=click.Path(file_okay=False))
-SEED = click.option("--seed", type=int, default=0, show_default=True)
-CONFIG_OPTION = click.option(
-    "--config",
-    type=click.Path(dir_okay=False),
-    is_eager=True,
-    expose_value=False,
-    callback=_read_config_file,
-    help="TOML or JSON file with a section per command ([train], [evaluate], ...); flags override it.",
-)
-COMMON_OPTIONS = _options(
-    CONFIG_OPTION,
-    click.option(
-        "--backend", type=click.Choice(names.BACKENDS), help="Keras backend [default: $KERAS_BACKEND, else tensorflow]."
-    ),
-    click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
-    click.option("--verbose", "-v", is_flag=True, help="Per-epoch diagnostics lines and tracebacks of errors."),
-)
-DATA_OPTIONS = _options(
-    _option(
-        "--dataset",
-        help="A TFDS image dataset (mnist, fashion_mnist, binarized_mnist, ...), a .npy/.npz/.csv/.h5ad file, "
-        "a .txt/.txt.gz file of sentences (one per line; an LSTM VAE), a folder of images, or synthetic-rnaseq.",
-    ),
-    click.option(
-        "--condition",
-        multiple=True,
-        help="Train a conditional VAE on this covariate (repeatable): an .npz array NAME_train/NAME_test, "
-        "a table column, or batch/cell_type of synthetic-rnaseq.",
-    ),
-    _option("--test-split", help="TFDS split for the final test numbers."),
-    _option(
-        "--validation-fraction",
-        type=click.FloatRange(0, 1, max_open=True),
-        help="Part of the training data held out for validation (and the aggressive-training switch).",
-    ),
-    _option(
-        "--binarize",
-        type=click.Choice(["none", *names.BINARIZATIONS]),
-        help="Binarize pixels: resampled every epoch (dynamic) or drawn once (fixed).",
-    ),
-    _option("--batch-size", type=COUNT),
-    _option("--seed", type=int),
-    _option(
-        "--download/--no-download",
-        help="Download and prepare a TFDS dataset that is not prepared in $TFDS_DATA_DIR; "
-        "--no-download says so at once (offline machines).",
-    ),
-)
-MODEL_OPTIONS = _options(
-    _option(
-        "--architecture",
-        type=click.Choice(names.ARCHITECTURES),
-        help="Networks; pixelcnn and lstm decoders are autoregressive (lstm is the default for text).",
-    ),
-    _option("--latent-dim", type=COUNT),
-    _option(
-        "--likelihood",
-        type=click.Choice(names.LIKELIHOODS),
-        help="p(x|z): Bernoulli or Gaussian; Poisson, negative binomial or zero-inflated NB for counts; "
-        "categorical over the words (the default for text).",
-    ),
-)
-OPTIMIZER_OPTIONS = _options(
-    _option("--optimizer", type=click.Choice(tuple(names.OPTIMIZERS))),
-    click.option("--weight-decay", type=NON_NEGATIVE, help="Decoupled weight decay [default: the optimizer's]."),
-    click.option("--clip-norm", type=POSITIVE, help="Clip each part's gradients to this global L2 norm."),
-    click.option("--clip-value", type=POSITIVE, help="Clip each gradient element to ±this."),
-)
-
-
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="keras-vae")
 def main():
@@ -215,42 +130,11 @@ def main():
 @main.command()
 @DATA_OPTIONS
 @MODEL_OPTIONS
-@_option("--beta", type=NON_NEGATIVE, help="KL weight β (the end value of a schedule).")
-@_option("--beta-schedule", type=click.Choice(names.BETA_SCHEDULES), help="How β reaches --beta.")
-@click.option(
-    "--beta-warmup-steps", type=COUNT, help="Iterations of a linear/cosine β warm-up [default: a third of training]."
-)
-@_option("--beta-cycles", type=COUNT, help="Cycles of the cyclical β schedule.")
-@_option("--beta-ratio", type=click.FloatRange(0, 1, min_open=True), help="Part of each cycle spent rising.")
-@_option("--free-bits", type=NON_NEGATIVE, help="Nats per latent dimension not penalized.")
-@_option("--aggressive/--no-aggressive", help="He et al. (2019)'s aggressive encoder training.")
-@_option("--max-inner-steps", type=COUNT, help="Most encoder updates per iteration (aggressive).")
-@_option("--inner-check-every", type=COUNT, help="Encoder updates between convergence checks (aggressive).")
-@_option("--mi-patience", type=COUNT, help="Epochs without higher I(x; z) before aggressive mode ends.")
+@OBJECTIVE_OPTIONS
 @OPTIMIZER_OPTIONS
-@_option("--learning-rate", type=POSITIVE, help="Learning rate (the peak of a schedule).")
-@_option("--lr-schedule", type=click.Choice(names.LEARNING_RATE_SCHEDULES))
-@_option("--epochs", type=COUNT)
-@_option(
-    "--distribute",
-    type=click.Choice(["none", "data-parallel"]),
-    help="data-parallel: split each --batch-size batch over the devices (keras.distribution on JAX, tf.distribute on TensorFlow).",
-)
-@click.option(
-    "--devices",
-    type=COUNT,
-    help="Devices per process for --distribute [default: all accelerators]; without any, the CPU is split into this many.",
-)
-@click.option(
-    "--scale-learning-rate",
-    is_flag=True,
-    help="Linear scaling rule: multiply --learning-rate by the number of devices (with --batch-size multiplied alike).",
-)
-@click.option("--output", type=click.Path(file_okay=False), help="Run directory [default: runs/DATASET].")
-@click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
-@click.option(
-    "--resume", type=click.Path(file_okay=False), help="Continue the run in this directory from its newest checkpoint."
-)
+@SCHEDULE_OPTIONS
+@DISTRIBUTE_OPTIONS
+@RUN_DIRECTORY_OPTIONS
 @COMMON_OPTIONS
 @_one_line_errors
 def train(**options):
