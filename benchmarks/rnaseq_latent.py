@@ -14,7 +14,15 @@ batch, then prints one table:
   beside PCA of log1p(counts) with as many components, and chance;
 - batch accuracy from the latent means, beside chance: near chance means the
   batches are mixed, which is what conditioning on the batch is for;
-- KL, active units, seconds of training.
+- integration metrics of the held-out latent means (`keras_vae.evaluation.downstream`):
+  silhouette by cell type (higher: types apart) and by batch (near 0: batches
+  overlap), and the kNN batch-mixing entropy (k = 30; 1 is perfectly mixed);
+- KL, active units, seconds of training;
+- posterior predictive checks of the count models (`keras_vae.evaluation.predictive`,
+  10 replicate data sets of the held-out samples): the held-out zero fraction
+  and the predicted one, averaged over genes, and the mean |predicted -
+  observed| per gene of the zero fraction and of log1p(variance).
+  With `--dropout 0.2` the data have technical zeros that only the ZINB models can explain.
 
     KERAS_BACKEND=jax python benchmarks/rnaseq_latent.py [--epochs 40] [--cell-type-scale 0.15]
 """
@@ -28,7 +36,7 @@ import numpy as np
 import keras_vae
 from keras_vae import likelihoods
 from keras_vae.datasets import synthetic
-from keras_vae.evaluation import downstream, report
+from keras_vae.evaluation import downstream, predictive, report
 
 MODELS = (
     # name, likelihood, conditioned on the batch, encoder input
@@ -78,6 +86,16 @@ def train_one(arrays, likelihood, conditioned, log1p, args):
         arrays["batch_train"],
         arrays["batch_test"],
     )
+    checks = {}
+    if not log1p:  # replicates of a density of log1p(x) are not counts
+        check = predictive.posterior_predictive_check(vae, test, replicates=10, seed=0)
+        summary = check.summary()
+        checks = {
+            "zeros_observed": float(check.observed["zero_fraction"].mean()),
+            "zeros_predicted": float(check.predicted("zero_fraction").mean()),
+            "zeros_error": summary["zero_fraction"]["error"],
+            "variance_error": summary["variance"]["error"],
+        }
     # A density of log1p(x) as one of x: the change of variables adds Σ log(1 + x) per sample.
     count_nll = (
         np.mean(result.nll + np.log1p(arrays["x_test"]).sum(axis=1)) if log1p else result.importance_weighted_nll
@@ -89,6 +107,7 @@ def train_one(arrays, likelihood, conditioned, log1p, args):
         "active": result.active_units,
         "seconds": seconds,
         **probes,
+        **checks,
     }
 
 
@@ -123,7 +142,11 @@ def main():
         f"{keras.backend.backend()}: {args.samples} samples x {args.genes} genes, {len(np.unique(data.cell_type))} cell types, "
         f"{len(np.unique(data.batch))} batches; latent {args.latent_dim}, beta {args.beta}, {args.epochs} epochs"
     )
-    header = f"{'model':<20}{'NLL':>10}{'count NLL':>11}{'KL':>8}{'active':>7}{'type acc':>9}{'PCA acc':>8}{'chance':>7}{'batch acc':>10}{'chance':>7}{'s':>6}"
+    header = (
+        f"{'model':<20}{'NLL':>10}{'count NLL':>11}{'KL':>8}{'active':>7}{'type acc':>9}{'PCA acc':>8}{'chance':>7}"
+        f"{'batch acc':>10}{'chance':>7}{'type sil':>9}{'batch sil':>10}{'mixing':>7}{'s':>6}"
+        f"{'zeros obs':>10}{'pred':>6}{'|err|':>7}{'var err':>8}"
+    )
     print(header)
     for index in (int(i) for i in args.models.split(",")):
         name, likelihood, conditioned, encoder_input = MODELS[index]
@@ -131,7 +154,13 @@ def main():
         print(
             f"{name:<20}{r['nll']:>10.1f}{r['count_nll']:>11.1f}{r['kl']:>8.2f}{r['active']:>7d}{r['latent_accuracy']:>9.3f}"
             f"{r['pca_accuracy']:>8.3f}{r['chance_accuracy']:>7.3f}{r['batch_accuracy']:>10.3f}{r['batch_chance_accuracy']:>7.3f}"
-            f"{r['seconds']:>6.0f}",
+            f"{r['label_silhouette']:>9.3f}{r['batch_silhouette']:>10.3f}{r['batch_mixing_entropy']:>7.3f}"
+            f"{r['seconds']:>6.0f}"
+            + (
+                f"{r['zeros_observed']:>10.3f}{r['zeros_predicted']:>6.3f}{r['zeros_error']:>7.3f}{r['variance_error']:>8.3f}"
+                if "zeros_error" in r
+                else ""
+            ),
             flush=True,
         )
 

@@ -16,19 +16,22 @@ from keras_vae import (
     names,
     networks,
     ops,
+    optimizers,
     plotting,
     schedules,
 )
 from keras_vae.hub import export
-from keras_vae.models import VAE, AutoregressiveVAE, ConditionalVAE
-from keras_vae.trainers.optimizer import EncoderDecoderOptimizer
+from keras_vae.models import VAE, VAEGAN, AutoregressiveVAE, ConditionalVAE
+from keras_vae.trainers.optimizer import EncoderDecoderOptimizer, MultiPartOptimizer
 from keras_vae.version import __version__
 
 __all__ = [
     "VAE",
+    "VAEGAN",
     "AutoregressiveVAE",
     "ConditionalVAE",
     "EncoderDecoderOptimizer",
+    "MultiPartOptimizer",
     "__version__",
     "callbacks",
     "datasets",
@@ -40,6 +43,7 @@ __all__ = [
     "names",
     "networks",
     "ops",
+    "optimizers",
     "plotting",
     "schedules",
 ]

@@ -11,6 +11,12 @@ ENCODER = "encoder"
 DECODER = "decoder"
 JOINT = "joint"
 PARTS = (ENCODER, DECODER, JOINT)
+DISCRIMINATOR = "discriminator"  # a VAE-GAN's third part
+
+# Models the command line builds (`keras-vae train --model`).
+VAE = "vae"
+VAE_GAN = "vae-gan"
+MODELS = (VAE, VAE_GAN)
 
 # Names of the logged metrics (history keys; callbacks and the CLI use them).
 LOSS = "loss"
@@ -58,10 +64,21 @@ LSTM = "lstm"
 AUTOREGRESSIVE_ARCHITECTURES = (PIXELCNN, LSTM)
 ARCHITECTURES = (MLP, CONV, *AUTOREGRESSIVE_ARCHITECTURES)
 
-# Optimizers the command line builds: name -> Keras class name.
+# Optimizers the command line builds: name -> class name (in keras.optimizers, else keras_vae.optimizers).
 ADAM = "adam"
 ADAMW = "adamw"
-OPTIMIZERS = {ADAM: "Adam", ADAMW: "AdamW"}
+RADAM = "radam"
+SGD = "sgd"
+OPTIMIZERS = {ADAM: "Adam", ADAMW: "AdamW", RADAM: "RAdam", SGD: "SGD"}
+# Those with Adam's moment estimates (β₁, β₂, ε); SGD alone takes momentum and Nesterov.
+ADAPTIVE_OPTIMIZERS = (ADAM, ADAMW, RADAM)
+# Batch-size scaling rules of the learning rate (`keras_vae.optimizers.batch_size_scale`).
+LR_SCALINGS = ("linear", "sqrt")
+
+# How latent codes of more than two dimensions are drawn in the plane (`keras_vae.plotting.project_2d`).
+PCA = "pca"
+UMAP = "umap"
+PROJECTIONS = (PCA, UMAP)
 
 # How pixels become 0/1: resampled every epoch, or drawn once.
 BINARIZATIONS = ("dynamic", "fixed")

@@ -7,6 +7,7 @@ global backend switch, nothing left open in a notebook's pyplot state.
 import numpy as np
 
 from keras_vae.files import atomic_path
+from keras_vae.names import PROJECTIONS
 
 
 def _figure(rows, columns, figsize, **kwargs):
@@ -69,19 +70,43 @@ def plot_images(images, path, title=None, columns=8):
     return save_figure(figure, path)
 
 
-def project_2d(z):
-    """Latent codes as 2-D points: themselves if 2-D, else their first two principal components."""
+UMAP_MISSING = 'The UMAP projection needs umap-learn: pip install "keras-vae[umap]" (or use the PCA projection).'
+
+
+def check_projection(projection):
+    """Raises a one-line ImportError (how to install it) if `projection` is "umap" and umap-learn is missing."""
+    if projection not in PROJECTIONS:
+        raise ValueError(f"`projection` must be one of {PROJECTIONS}; got {projection!r}.")
+    if projection == "umap":
+        try:
+            import umap  # noqa: F401
+        except ImportError:
+            raise ImportError(UMAP_MISSING) from None
+
+
+def project_2d(z, projection="pca", seed=0):
+    """Latent codes as 2-D points: themselves if 2-D, else their first two principal components or their
+    UMAP embedding (McInnes et al. 2018; the `[umap]` extra, seeded: reproducible but single-threaded)."""
     from keras_vae.evaluation.downstream import pca
 
+    check_projection(projection)
     z = np.asarray(z, float)
     if z.shape[1] <= 2 or len(z) < 2:
         return np.pad(z[:, :2], ((0, 0), (0, 2 - min(2, z.shape[1]))))
+    if projection == "umap":
+        import umap
+
+        neighbours = max(2, min(15, len(z) - 1))
+        return umap.UMAP(n_components=2, n_neighbors=neighbours, random_state=seed).fit_transform(z)
     return pca(z, dim=2)
 
 
-def plot_latent_space(z, path, labels=None, decoded_grid=None, title=None):
-    """Posterior means as a scatter coloured by label, and the decoded latent plane if given."""
-    points = project_2d(z)
+def plot_latent_space(z, path, labels=None, decoded_grid=None, title=None, projection="pca"):
+    """Posterior means as a scatter coloured by label, and the decoded latent plane if given.
+
+    `projection` ("pca" or "umap") maps codes of more than two dimensions to the plane.
+    """
+    points = project_2d(z, projection)
     panels = 2 if decoded_grid is not None else 1
     figure, axes = _figure(1, panels, figsize=(6 * panels, 5.5), squeeze=False)
     if labels is None:
@@ -93,10 +118,11 @@ def plot_latent_space(z, path, labels=None, decoded_grid=None, title=None):
             axes[0, 0].scatter(points[chosen, 0], points[chosen, 1], s=4, color=f"C{index % 10}", label=str(label))
         axes[0, 0].legend(title="label", markerscale=3, fontsize="small", loc="best")
     projected = np.asarray(z).shape[1] > 2
+    axis_name = "UMAP " if projection == "umap" else "PC "
     axes[0, 0].set(
-        xlabel="PC 1" if projected else "z₁",
-        ylabel="PC 2" if projected else "z₂",
-        title="posterior means" + (" (PCA)" if projected else ""),
+        xlabel=axis_name + "1" if projected else "z₁",
+        ylabel=axis_name + "2" if projected else "z₂",
+        title="posterior means" + (f" ({projection.upper()})" if projected else ""),
     )
     if decoded_grid is not None:
         axes[0, 1].imshow(image_grid(decoded_grid, int(round(len(decoded_grid) ** 0.5))), cmap="gray")
@@ -217,4 +243,110 @@ def plot_posterior_mean_space(runs, path, title=None):
                 axis.set_ylabel("μ_φ = E_q(z|x)[z] (encoder)")
     if title:
         figure.suptitle(title)
+    return save_figure(figure, path)
+
+
+def plot_assessment(assessment, path, latent_records=None, events=None):
+    """The latent code on one page: KL and I(x; z) per dimension, the decoder-uses-z test, σ² curves, the verdict.
+
+    `assessment` is a `keras_vae.evaluation.assessment.Assessment`; `latent_records`
+    the `LatentDynamics` records (σ² per dimension over epochs, with the phases
+    marked); `events` the `CollapseMonitor`'s remedy events (marked on the σ² panel).
+    """
+    from keras_vae.evaluation.variance_phases import variance_phases
+
+    figure, axes = _figure(1, 4, figsize=(22, 4.5), gridspec_kw={"width_ratios": [3, 1.3, 2.2, 2]})
+    dims = np.arange(assessment.latent_dim)
+    order = np.argsort(assessment.mutual_info_per_dim)[::-1]
+    colors = ["tab:green" if assessment.active[j] else "tab:gray" for j in order]
+    axes[0].bar(dims - 0.2, np.asarray(assessment.kl_per_dim)[order], width=0.4, color=colors, alpha=0.45, label="KL")
+    axes[0].bar(
+        dims + 0.2, np.asarray(assessment.mutual_info_per_dim)[order], width=0.4, color=colors, label="I(x; z_j)"
+    )
+    axes[0].set_xticks(dims, [str(j) for j in order], fontsize=7)
+    axes[0].set(xlabel="latent dimension (by I(x; z_j))", ylabel="nats", title="KL (light) and I(x; z_j) per dimension")
+    axes[0].text(
+        0.99,
+        0.95,
+        f"green: active ({assessment.active_rule})",
+        transform=axes[0].transAxes,
+        ha="right",
+        va="top",
+        fontsize=8,
+    )
+    names = ["own z", "shuffled z", "prior z"]
+    values = [assessment.log_likelihood_own, assessment.log_likelihood_shuffled, assessment.log_likelihood_prior]
+    axes[1].bar(names, values, color=["tab:blue", "tab:orange", "tab:gray"])
+    low = min(values)
+    axes[1].set_ylim(low - 0.05 * abs(low) - 1, max(values) + 0.05 * abs(low) + 1)
+    axes[1].set(ylabel="log p(x|z), nats per example", title=f"decoder uses z: gap {assessment.decoder_gap:.2f} nats")
+    if latent_records:
+        epochs = [r["epoch"] for r in latent_records]
+        variance = np.asarray([r["variance_per_dim"] for r in latent_records])
+        for j in range(variance.shape[1]):
+            active = assessment.active[j] if j < len(assessment.active) else False
+            axes[2].plot(
+                epochs, variance[:, j], linewidth=1.2 if active else 0.6, color=None if active else "lightgray"
+            )
+        active_dims = [j for j, on in enumerate(assessment.active) if on]
+        for number, (name, first, last) in enumerate(variance_phases(latent_records, active_dims or None)):
+            axes[2].axvspan(first, last, alpha=0.05 + 0.07 * (number % 2), color="tab:blue")
+            axes[2].text(
+                (first + last) / 2,
+                0.97 - 0.05 * number,
+                name,
+                transform=axes[2].get_xaxis_transform(),
+                ha="center",
+                va="top",
+                fontsize=7,
+            )
+        for event in events or []:
+            axes[2].axvline(event["epoch"], color="tab:red", linestyle="--")
+            axes[2].text(
+                event["epoch"],
+                0.02,
+                f" {event['remedy']} on",
+                color="tab:red",
+                transform=axes[2].get_xaxis_transform(),
+                fontsize=8,
+            )
+        axes[2].set(yscale="log", xlabel="epoch", ylabel="mean encoder σ²", title="σ² per dimension (active in colour)")
+    else:
+        axes[2].text(0.5, 0.5, "no σ² curves recorded", ha="center", va="center", transform=axes[2].transAxes)
+    axes[3].axis("off")
+    lines = [assessment.verdict.upper(), ""] + [_wrap(line, 60) for line in assessment.evidence]
+    if assessment.remedies:
+        lines += ["", "remedies:"] + [_wrap("- " + remedy, 60) for remedy in assessment.remedies]
+    color = "tab:green" if assessment.verdict == "healthy" else "tab:red"
+    axes[3].text(0, 1, "\n".join(lines), va="top", fontsize=8, transform=axes[3].transAxes, color="black")
+    axes[3].set_title(f"verdict: {assessment.verdict}", color=color, fontsize=13, loc="left")
+    return save_figure(figure, path)
+
+
+def _wrap(text, width):
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
+
+
+def plot_log_variance_forces(records, path):
+    """The two forces on each dimension's log σ² (`callbacks.LogVarianceForces` records): bars at the last epoch, totals over epochs."""
+    last = records[-1]
+    dims = np.arange(len(last["reconstruction"]))
+    figure, axes = _figure(1, 2, figsize=(13, 4))
+    axes[0].bar(dims - 0.2, last["reconstruction"], width=0.4, label="reconstruction (pushes σ² down if > 0)")
+    axes[0].bar(dims + 0.2, last["kl"], width=0.4, label="β·KL (pushes σ² toward 1)")
+    axes[0].axhline(0, color="black", linewidth=0.5)
+    axes[0].set(xlabel="latent dimension", ylabel="d loss / d log σ²", title=f"forces on log σ², epoch {last['epoch']}")
+    axes[0].legend(fontsize=8)
+    epochs = [r["epoch"] for r in records]
+    totals = np.asarray([np.add(r["reconstruction"], r["kl"]) for r in records])
+    axes[1].plot(epochs, totals, linewidth=1)
+    axes[1].axhline(0, color="black", linewidth=0.5)
+    axes[1].set(
+        yscale="symlog",
+        xlabel="epoch",
+        ylabel="total d loss / d log σ²",
+        title="> 0: reconstruction wins (σ² falls); < 0: KL wins (σ² rises)",
+    )
     return save_figure(figure, path)

@@ -1,10 +1,12 @@
-"""The `keras-vae` console script: selects the Keras backend, then runs the command line.
+"""The `keras-vae` console script: checks paths, selects the Keras backend, then runs the command line.
 
 Keras reads `KERAS_BACKEND` once, when it is first imported, and `import keras_vae`
-imports Keras. So this module, which is outside the `keras_vae` package and
-imports nothing heavy, reads the backend a command asks for (`--backend`, else
-the `backend` key of its `--config` section) before it imports
-`keras_vae.app.cli`. The command line itself checks and reports bad values.
+imports Keras (and TensorFlow, seconds of CPU). So this package, which is outside
+`keras_vae` and imports nothing heavy, first runs the checks that need neither
+(`preflight`), reads the backend a command asks for (`--backend`, else the
+`backend` key of its `--config` section), and hides TensorFlow's native log
+noise (`native_logs`), before it imports `keras_vae.app.cli`. The command line
+itself checks and reports bad values.
 """
 
 import json
@@ -12,18 +14,9 @@ import os
 import sys
 import tomllib
 
-# TensorFlow's C++ INFO lines (CUDA probing, oneDNN notes) would bury the progress bar.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from keras_vae_cli import native_logs, preflight
 
-
-def _option(args, name):
-    """The value of `--name VALUE` or `--name=VALUE` in `args`, else None."""
-    for index, arg in enumerate(args):
-        if arg == name and index + 1 < len(args):
-            return args[index + 1]
-        if arg.startswith(name + "="):
-            return arg.split("=", 1)[1]
-    return None
+_option = preflight.option_value
 
 
 def requested_backend(args):
@@ -44,9 +37,16 @@ def requested_backend(args):
 
 def main(args=None):
     args = sys.argv[1:] if args is None else list(args)
+    try:
+        preflight.check_command_line(args)
+    except preflight.PreflightError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        sys.exit(2)
     backend = requested_backend(args)
     if backend is not None and "keras" not in sys.modules:
         os.environ["KERAS_BACKEND"] = backend
-    from keras_vae.app.cli import main as cli
+    verbose = any(arg in ("--verbose", "-v") for arg in args)
+    with native_logs.filtered(enabled=not verbose):
+        from keras_vae.app.cli import main as cli
 
-    cli(args, prog_name="keras-vae")
+        cli(args, prog_name="keras-vae")

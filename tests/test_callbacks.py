@@ -7,7 +7,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from conftest import prototype_images, small_vae
+from conftest import prototype_images, small_vae, to_numpy
 from keras_vae import callbacks, schedules
 
 
@@ -89,10 +89,12 @@ def test_collapse_monitor_fires_once_on_a_collapsed_model():
     monitor = callbacks.CollapseMonitor(x)
     monitor.set_model(collapsed(small_vae()))
     monitor.on_epoch_end(0)  # a first epoch with the red flags is not yet a collapse (patience 2)
-    with pytest.warns(callbacks.PosteriorCollapseWarning, match="Remedies: lower β") as caught:
+    with pytest.warns(callbacks.PosteriorCollapseWarning, match="Remedies: aggressive encoder training") as caught:
         monitor.on_epoch_end(1)
     message = str(next(w.message for w in caught if w.category is callbacks.PosteriorCollapseWarning))
-    assert "no latent dimension is active" in message and "free bits" in message and "aggressive" in message
+    assert "the latent code is collapsed" in message and "0/3 dimensions active" in message
+    assert "the decoder ignores z" in message and "free bits" in message and "aggressive" in message
+    assert [r["verdict"] for r in monitor.records] == ["collapsed", "collapsed"]
     with warnings.catch_warnings():
         warnings.simplefilter("error", callbacks.PosteriorCollapseWarning)
         monitor.on_epoch_end(2)  # once only
@@ -106,6 +108,54 @@ def test_collapse_monitor_stays_silent_on_a_healthy_model():
     with warnings.catch_warnings():
         warnings.simplefilter("error", callbacks.PosteriorCollapseWarning)
         vae.fit(x, epochs=3, batch_size=16, verbose=0, callbacks=[callbacks.CollapseMonitor(x[:256])])
+
+
+@pytest.mark.parametrize("remedy", ["aggressive", "free-bits"])
+def test_collapse_monitor_remedy_acts_on_an_early_collapse_and_records_why(tmp_path, remedy):
+    x, _ = prototype_images(128)
+    vae = collapsed(small_vae())
+    vae.compile(optimizer=keras.optimizers.Adam(1e-7), max_inner_steps=3, inner_check_every=1)  # stays collapsed
+    monitor = callbacks.CollapseMonitor(x, remedy=remedy, train_data=x, output_dir=tmp_path, batch_size=32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", callbacks.PosteriorCollapseWarning)
+        history = vae.fit(x, epochs=2, batch_size=32, verbose=0, callbacks=[monitor]).history
+    assert history["remedy"] == [1.0, 1.0]
+    saved = json.loads((tmp_path / "collapse_monitor.json").read_text())
+    assert [(e["epoch"], e["remedy"]) for e in saved["events"]] == [(1, remedy)]
+    assert saved["events"][0]["reason"].startswith("collapsed: I(x; z)")
+    if remedy == "aggressive":
+        assert history["aggressive"][1] == 1.0 and history["encoder_steps"][1] >= 1  # epoch 2 ran inner encoder steps
+    else:
+        assert vae.free_bits == 0.25
+        # The retraced step counts each dimension's KL as at least the new floor: 3 × 0.25 nats above the reconstruction.
+        penalty = np.asarray(history["loss"]) - np.asarray(history["reconstruction_loss"])
+        np.testing.assert_allclose(penalty, [0.0, 0.75], atol=1e-3)
+    healthy_monitor = callbacks.CollapseMonitor(x, remedy=remedy, train_data=x)
+    assert not healthy_monitor.remedy_applied
+    with pytest.raises(ValueError, match="train_data"):
+        callbacks.CollapseMonitor(x, remedy="aggressive")
+
+
+def test_log_variance_forces_split_the_gradient_into_its_two_parts(tmp_path, trained_vae):
+    x, _ = prototype_images(64)
+    prior = collapsed(small_vae(latent_dim=3))  # the posterior is the prior: σ² = 1, no KL force
+    prior.compile()
+    forces = callbacks.LogVarianceForces(x, tmp_path)
+    forces.set_model(prior)
+    np.testing.assert_allclose(forces.forces()[1], 0.0, atol=1e-6)
+    # A decoder that reads z: more noise in z costs reconstruction, so that force pushes σ² down (> 0).
+    forces = callbacks.LogVarianceForces(x, tmp_path)
+    forces.set_model(trained_vae)
+    forces.on_epoch_end(0)
+    forces.on_epoch_end(1)
+    reconstruction, kl = forces.forces()
+    log_var = to_numpy(trained_vae.encode(x)[1])
+    np.testing.assert_allclose(kl, 0.5 * (np.exp(log_var) - 1).mean(0), rtol=1e-4, atol=1e-6)
+    assert np.all(np.isfinite(reconstruction)) and reconstruction.max() > 0
+    rows = np.loadtxt(tmp_path / "log_variance_forces.csv", delimiter=",", skiprows=1)
+    assert rows.shape == (2 * 3, 5) and [r["epoch"] for r in forces.records] == [1, 2]
+    np.testing.assert_allclose(rows[:, 4], rows[:, 2] + rows[:, 3], rtol=1e-4, atol=1e-5)
+    assert matplotlib.image.imread(tmp_path / "log_variance_forces.png").ndim == 3
 
 
 def test_run_checkpoints_resume_training_state_and_stop_before_saving_nan(tmp_path):

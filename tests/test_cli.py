@@ -220,7 +220,10 @@ BAD_INPUTS = {
     ),
     "resume and overwrite": (lambda tmp, npz: ["--resume", tmp, "--overwrite"], ["one of them"]),
     "resume of a non-run": (lambda tmp, npz: ["--resume", tmp], ["not a keras-vae run directory"]),
-    "corrupt checkpoint": (lambda tmp, npz: ["--resume", _corrupt_run(tmp, npz)], ["corrupt", "epoch-0002"]),
+    "corrupt checkpoint": (
+        lambda tmp, npz: ["--resume", _corrupt_run(tmp, npz)],
+        ["truncated or unreadable", "epoch-0002"],
+    ),
     "unknown option": (lambda tmp, npz: ["--latent-dimension", "3"], ["No such option", "--latent-dim"]),
     "overwrite of a folder that is not a run": (
         lambda tmp, npz: ["--dataset", npz, "--output", tmp, "--overwrite"],

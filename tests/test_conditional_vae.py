@@ -202,7 +202,7 @@ def test_the_rnaseq_example_logs_in_the_diagnostics_guides_format_and_plots_by_c
 
     # In this process: what is tested is the script, not a process boundary.
     example = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "rnaseq_cvae.py")
-    monkeypatch.setattr("sys.argv", [example, "--epochs", "2", "--output", str(tmp_path)])
+    monkeypatch.setattr("sys.argv", [example, "--epochs", "2", "--replicates", "2", "--output", str(tmp_path)])
     with pytest.raises(SystemExit) as exit_:
         runpy.run_path(example, run_name="__main__")
     stdout = capsys.readouterr().out
@@ -213,5 +213,12 @@ def test_the_rnaseq_example_logs_in_the_diagnostics_guides_format_and_plots_by_c
     )
     assert len(epoch_lines) == 2 and all(re.fullmatch(pattern, line) for line in epoch_lines), epoch_lines
     assert "Diagnosis:" in stdout and "latent space (held out): cell type" in stdout
-    for name in ("latent_by_cell_type.png", "latent_by_batch.png", "training_curves.png"):
+    for name in ("latent_by_cell_type.png", "latent_by_batch.png", "training_curves.png", "predictive_check.png"):
         assert (tmp_path / name).stat().st_size > 0
+    assert "integration (held out): silhouette by cell type" in stdout and "posterior predictive check" in stdout
+    try:  # UMAP figures with the [umap] extra; without it, one line that says how to install it
+        import umap  # noqa: F401
+
+        assert all((tmp_path / f"latent_by_{by}_umap.png").stat().st_size > 0 for by in ("cell_type", "batch"))
+    except ImportError:
+        assert 'no UMAP figures: The UMAP projection needs umap-learn: pip install "keras-vae[umap]"' in stdout

@@ -1,3 +1,4 @@
+import json
 import math
 
 import keras
@@ -6,7 +7,7 @@ import pytest
 
 from conftest import INPUT_SHAPE, small_vae, to_numpy
 from keras_vae import likelihoods
-from keras_vae.evaluation import diagnostics, metrics
+from keras_vae.evaluation import assessment, diagnostics, metrics, variance_phases
 from keras_vae.models import VAE
 from keras_vae.ops import latent
 
@@ -129,6 +130,9 @@ def test_diagnose_names_collapse_and_its_remedies():
     failed = {c.name for c in diagnosis.checks if not c.passed}
     assert {"No posterior collapse", "KL in the healthy range"} <= failed
     assert "no active units" in str(diagnosis) and "free bits" in str(diagnosis)
+    conclusion = str(diagnosis).splitlines()[-2]
+    assert conclusion.startswith("Conclusion: needs attention") and "posterior collapse (" in conclusion
+    assert "No posterior collapse" not in conclusion  # a failed check is named by its problem, not its name
 
 
 @pytest.mark.backend_independent
@@ -187,3 +191,182 @@ def test_collapse_curves_figure_has_one_line_per_run_and_a_symlog_kl_axis(tmp_pa
     assert kl_axis.get_yscale() == "symlog" and mi_axis.get_yscale() == "linear"
     assert [len(axis.get_lines()) for axis in (kl_axis, mi_axis, units_axis)] == [2, 2, 2]
     np.testing.assert_allclose(kl_axis.get_lines()[1].get_ydata(), [3.0, 30.0, 60.0])
+
+
+# ------------------------------------------------------------------ each check, a curve that passes and one that fails
+def _history(kl=None, loss=None, reconstruction=None, val_loss=None):
+    history = healthy_history()
+    for key, value in (
+        ("kl_loss", kl),
+        ("loss", loss),
+        ("reconstruction_loss", reconstruction),
+        ("val_loss", val_loss),
+    ):
+        if value is not None:
+            history[key] = list(value)
+    return history
+
+
+CHECK_CURVES = {
+    "Total loss decreasing": ({"loss": [150, 120, 100]}, {"loss": [100, 120, 130]}),
+    "Reconstruction improving": ({"reconstruction": [150, 120, 100]}, {"reconstruction": [100, 100, 101]}),
+    # The report of issue 23: KL 20.36 → 14.06, falling all along, was passed as "increasing".
+    "KL increasing then stabilizing": (
+        {"kl": [4, 12, 18, 20, 20.2, 20.1, 20.2, 20.2]},
+        {"kl": [20.36, 18.2, 16.5, 15.3, 14.6, 14.3, 14.1, 14.06]},
+    ),
+    "KL in the healthy range": ({"kl": [10, 15, 16, 16]}, {"kl": [0.5, 0.3, 0.3, 0.3]}),
+    "Train ≈ val": ({"val_loss": None}, {"val_loss": "far"}),
+}
+
+
+@pytest.mark.backend_independent
+@pytest.mark.parametrize("name", list(CHECK_CURVES))
+def test_each_check_passes_its_curve_and_fails_the_opposite(name):
+    for curves, expected in zip(CHECK_CURVES[name], (True, False), strict=True):
+        history = _history(**{k: v for k, v in curves.items() if k != "val_loss"})
+        if curves.get("val_loss") == "far":
+            history["val_loss"] = [value * 1.5 for value in history["loss"]]
+        epochs = min(len(value) for value in history.values())
+        history = {key: value[:epochs] for key, value in history.items()}
+        checks = {c.name: c for c in diagnostics.diagnose(history, latent_dim=32).checks}
+        assert checks[name].passed is expected, (name, curves, checks[name].detail)
+
+
+@pytest.mark.backend_independent
+def test_kl_check_fails_a_kl_still_rising_and_says_why():
+    passed, detail, problem = diagnostics.kl_rose_then_settled([1, 4, 8, 12, 16, 20, 24, 28])
+    assert not passed and "still moving" in detail and "not settled" in problem
+    passed, detail, problem = diagnostics.kl_rose_then_settled([20.36, 18.0, 14.06])
+    assert not passed and "fell throughout" in detail and "20.36 → 14.06" in problem
+
+
+def fake_assessment(verdict_inputs=None, **overrides):
+    """An `Assessment` of an informative, used, 8-dimensional code, with `overrides`, judged."""
+    values = dict(
+        latent_dim=8,
+        examples=1000,
+        kl=8.0,
+        kl_per_dim=[1.0] * 8,
+        variance_per_dim=[0.2] * 8,
+        activity_per_dim=[0.8] * 8,
+        mutual_info_per_dim=[0.5] * 8,
+        mutual_info_share=[1 / 8] * 8,
+        active=[True] * 8,
+        active_rule="",
+        mutual_info=3.0,
+        mutual_info_interval=(2.9, 3.1),
+        mutual_info_bound=math.log(1000),
+        log_likelihood_own=-100.0,
+        log_likelihood_shuffled=-130.0,
+        log_likelihood_prior=-125.0,
+        decoder_gap=30.0,
+        decoder_gap_interval=(28.0, 32.0),
+    )
+    values.update(overrides)
+    return assessment.judge(assessment.Assessment(**values))
+
+
+DEAD = dict(mutual_info_per_dim=[0.0] * 8, active=[False] * 8, mutual_info_share=[0.0] * 8)
+
+
+@pytest.mark.backend_independent
+@pytest.mark.parametrize(
+    "overrides, verdict",
+    [
+        ({}, assessment.HEALTHY),
+        # No information (the interval reaches 0) and a decoder that scores every z alike.
+        (
+            dict(
+                mutual_info=0.03,
+                mutual_info_interval=(-0.15, 0.2),
+                decoder_gap=0.01,
+                decoder_gap_interval=(-0.05, 0.07),
+                **DEAD,
+            ),
+            assessment.COLLAPSED,
+        ),
+        # Informative encoder, but the decoder ignores z.
+        (dict(decoder_gap=0.02, decoder_gap_interval=(-0.01, 0.05)), assessment.COLLAPSED),
+        # β = 8 leaves 6 of 8 dimensions dead, or all of them.
+        (dict(beta=8.0, active=[True, True] + [False] * 6), assessment.OVER_REGULARIZED),
+        (dict(beta=8.0, mutual_info=0.0, mutual_info_interval=(-0.01, 0.01), **DEAD), assessment.OVER_REGULARIZED),
+        # Free bits hold every dimension's KL at the floor with no information in it.
+        (dict(free_bits=0.25, kl_per_dim=[0.25] * 8, **DEAD, mutual_info_interval=(0.0, 0.2)), assessment.FORCED),
+        # Free bits hold 2 nats of KL that buy 1.5 nats of reconstruction (own z against a prior draw).
+        (dict(free_bits=0.25, kl=2.0, log_likelihood_own=-100.0, log_likelihood_prior=-101.5), assessment.FORCED),
+        (dict(free_bits=0.25, kl=2.0, log_likelihood_own=-100.0, log_likelihood_prior=-125.0), assessment.HEALTHY),
+        (
+            dict(
+                latent_dim=32,
+                active=[True] + [False] * 31,
+                kl_per_dim=[1.0] * 32,
+                mutual_info_per_dim=[0.5] + [0.0] * 31,
+            ),
+            assessment.PARTIAL,
+        ),
+    ],
+)
+def test_judge_gives_each_verdict_from_its_evidence(overrides, verdict):
+    result = fake_assessment(**overrides)
+    assert result.verdict == verdict, result.evidence
+    assert bool(result.remedies) == (verdict != assessment.HEALTHY)
+    assert result.healthy == (verdict == assessment.HEALTHY)
+    assert assessment.Assessment.from_dict(json.loads(json.dumps(result.to_dict()))).verdict == verdict
+
+
+@pytest.mark.backend_independent
+def test_diagnose_concludes_with_the_assessment_verdict():
+    collapsed = fake_assessment(
+        decoder_gap=0.0, decoder_gap_interval=(-0.1, 0.1), **DEAD, mutual_info_interval=(-0.1, 0.1)
+    )
+    diagnosis = diagnostics.diagnose(healthy_history(), latent_dim=32, assessment=collapsed)
+    assert not diagnosis.healthy and diagnosis.verdict == "collapsed"
+    assert str(diagnosis).splitlines()[-1].startswith("Conclusion: collapsed")
+    assert {c.name for c in diagnosis.checks if not c.passed} == {"No posterior collapse"}
+    # KL that only fell: the check says so, but the measured healthy code decides the verdict.
+    history = _history(kl=[20.36, 18.2, 16.5, 15.3, 14.6, 14.3, 14.1, 14.06, 14.06, 14.06])
+    diagnosis = diagnostics.diagnose(history, latent_dim=32, assessment=fake_assessment())
+    assert diagnosis.healthy and "the KL fell throughout (20.36 → 14.06)" in str(diagnosis)
+
+
+@pytest.mark.backend_independent
+def test_code_information_is_zero_for_the_prior_and_bounded_by_log_n():
+    zeros = np.zeros((400, 6))
+    mutual_info, (low, high), per_dim = assessment.code_information(zeros, zeros)
+    assert abs(mutual_info) < 1e-9 and low <= mutual_info <= high and np.allclose(per_dim, 0.0)
+    rng = np.random.default_rng(0)
+    sharp_mean, sharp_log_var = rng.normal(size=(400, 6)) * 3, np.full((400, 6), -8.0)
+    mutual_info, (low, high), per_dim = assessment.code_information(sharp_mean, sharp_log_var)
+    assert math.log(400) - 0.05 < mutual_info <= math.log(400) + 1e-6 and high - low < 0.05
+    one_dim = sharp_mean * np.array([1, 0, 0, 0, 0, 0])  # only dimension 0 varies with x
+    _, _, per_dim = assessment.code_information(one_dim, np.full((400, 6), -1.0))
+    assert per_dim[0] > 1.0 and np.all(np.abs(per_dim[1:]) < 0.01)
+
+
+@pytest.mark.backend_independent
+def test_variance_phases_find_small_expanding_and_equilibrium():
+    sigma2 = [0.05, 0.02, 0.01, 0.03, 0.09, 0.2, 0.21, 0.21, 0.21]
+    records = [{"epoch": e + 1, "variance_per_dim": [v, v * 1.1]} for e, v in enumerate(sigma2)]
+    phases = variance_phases.variance_phases(records)
+    assert [p[0] for p in phases] == [variance_phases.SMALL, variance_phases.EXPANDING, variance_phases.EQUILIBRIUM]
+    assert phases[0][1:] == (1.0, 3.0) and phases[1][1:] == (3.0, 6.0) and phases[2][1:] == (6.0, 9.0)
+    only_falling = [{"epoch": e + 1, "variance_per_dim": [1.0 / (e + 1)]} for e in range(5)]
+    assert variance_phases.EXPANDING not in [p[0] for p in variance_phases.variance_phases(only_falling)]
+
+
+def test_assess_tells_a_used_code_from_a_collapsed_one(images):
+    vae = small_vae()
+    vae.compile(optimizer=keras.optimizers.Adam(3e-3))
+    vae.fit(images, epochs=6, batch_size=16, verbose=0)
+    used = assessment.assess(vae, images[:300], batch_size=100)
+    assert used.verdict == assessment.HEALTHY, str(used)
+    assert used.decoder_gap_interval[0] > 1.0 and used.mutual_info_interval[0] > 0.5
+    assert len(used.kl_per_dim) == len(used.mutual_info_per_dim) == 3 and all(k >= 0 for k in used.kl_per_dim)
+    assert used.mutual_info <= used.mutual_info_bound + 1e-6
+    collapsed = small_vae()
+    for variable in collapsed.encoder.trainable_variables:
+        variable.assign(np.zeros(variable.shape, "float32"))
+    result = assessment.assess(collapsed, images[:300], batch_size=100)
+    assert result.verdict == assessment.COLLAPSED and result.active_units == 0
+    assert abs(result.decoder_gap) < 0.2 and result.mutual_info_interval[1] < 0.05

@@ -105,17 +105,64 @@ def test_report_on_a_latent_space_that_knows_the_cell_type_but_not_the_batch():
     assert sorted(report) == [
         "batch_accuracy",
         "batch_chance_accuracy",
+        "batch_mixing_ceiling",
+        "batch_mixing_entropy",
+        "batch_silhouette",
         "chance_accuracy",
+        "label_silhouette",
         "latent_accuracy",
         "pca_accuracy",
+        "pca_label_silhouette",
     ]
-    assert all(isinstance(value, float) and 0.0 <= value <= 1.0 for value in report.values())
+    assert all(isinstance(value, float) and -1.0 <= value <= 1.0 for value in report.values())
     assert report["latent_accuracy"] > 0.95 and report["pca_accuracy"] > report["chance_accuracy"] + 0.2
-    # The latent space holds no batch information: batch prediction is near chance (about 1/2).
+    # The latent space holds no batch information: batch prediction is near chance (about 1/2),
+    # the batches overlap and mix in every neighbourhood; the cell types form clusters.
     assert abs(report["batch_accuracy"] - report["batch_chance_accuracy"]) < 0.15
+    assert report["label_silhouette"] > 0.5 and abs(report["batch_silhouette"]) < 0.1
+    assert report["batch_mixing_entropy"] > 0.85 * report["batch_mixing_ceiling"]
 
 
 def test_report_needs_both_batch_arrays_or_neither():
     latent, labels = gaussian_blobs(100, dim=4)
     with pytest.raises(ValueError, match="test_batches"):
         downstream.latent_space_report(latent, labels, latent, labels, latent, latent, train_batches=labels)
+
+
+def reference_silhouette(features, labels):
+    """The silhouette width by its definition, one example at a time."""
+    distances = np.sqrt(((features[:, None] - features[None]) ** 2).sum(-1))
+    widths = []
+    for i, label in enumerate(labels):
+        own = (labels == label) & (np.arange(len(labels)) != i)
+        if not own.any():
+            widths.append(0.0)
+            continue
+        a = distances[i, own].mean()
+        b = min(distances[i, labels == other].mean() for other in np.unique(labels) if other != label)
+        widths.append((b - a) / max(a, b))
+    return np.mean(widths)
+
+
+def test_silhouette_matches_its_definition_and_separates_blobs_from_noise():
+    rng = np.random.default_rng(3)
+    features, labels = rng.normal(size=(50, 3)), rng.integers(0, 3, 50)
+    labels[0] = 3  # a class of one example: width 0
+    np.testing.assert_allclose(downstream.silhouette(features, labels, chunk=7), reference_silhouette(features, labels))
+    blobs, blob_labels = gaussian_blobs(200, dim=4)
+    assert downstream.silhouette(blobs, blob_labels) > 0.5
+    assert abs(downstream.silhouette(blobs, rng.integers(0, 4, 200))) < 0.1
+    with pytest.raises(ValueError, match="two classes"):
+        downstream.silhouette(blobs, np.zeros(200, int))
+
+
+def test_batch_mixing_entropy_is_one_when_mixed_and_zero_when_apart():
+    rng = np.random.default_rng(4)
+    mixed = rng.normal(size=(300, 2))
+    batches = np.arange(300) % 3
+    assert downstream.batch_mixing_entropy(mixed, batches, k=30, chunk=64) > 0.9
+    apart = mixed + 100.0 * batches[:, None]
+    assert downstream.batch_mixing_entropy(apart, batches, k=30) == pytest.approx(0.0)
+    assert downstream.proportion_entropy(batches) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="`k`"):
+        downstream.batch_mixing_entropy(mixed, batches, k=300)

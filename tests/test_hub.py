@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -173,7 +174,7 @@ def test_export_replaces_an_earlier_export_and_refuses_anything_else(tmp_path):
     assert hub.is_export(tmp_path / "export")
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "keep.txt").write_text("mine")
-    with pytest.raises(hub.ExportError, match="is not a SavedModel export"):
+    with pytest.raises(hub.ExportError, match="is not an export"):
         hub.export(vae, tmp_path / "notes")
     assert (tmp_path / "notes" / "keep.txt").read_text() == "mine"
 
@@ -286,14 +287,70 @@ def test_an_export_killed_midway_leaves_no_out_dir(run, tmp_path):
     command = [sys.executable, "-m", "keras_vae_cli", "export", str(run), str(tmp_path / "export")]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while not [name for name in os.listdir(tmp_path) if name.startswith(".tmp-export-")]:
+    while not list(tmp_path.glob(f".tmp-export-*/{hub.STAGING_MARKER}")):
         assert process.poll() is None and time.monotonic() < deadline, "the export never started writing"
         time.sleep(0.05)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert not os.path.exists(tmp_path / "export")
-    # A new export beside the killed one's leftovers succeeds.
+    (stale,) = tmp_path.glob(".tmp-export-*")
+    assert not hub.is_export(stale)
+    # A new export beside the killed one's leftovers succeeds, and removes them.
     assert invoke(run, tmp_path / "export").exit_code == 0
+    assert not stale.exists() and hub.is_export(tmp_path / "export")
     assert json.loads((tmp_path / "export" / hub.METADATA).read_text())["endpoints"]["embed"]["outputs"] == {
         "z_mean": [None, 2]
     }
+
+
+@pytest.mark.backend_independent
+def test_stale_staging_directories_are_removed_by_the_next_export_and_never_taken_for_exports(tmp_path):
+    vae = small_vae(latent_dim=3)
+    vae(prototype_images(2)[0])
+    hub.export(vae, tmp_path / "first")
+    # What killed exports to `export` leave: a complete but unverified SavedModel, an empty
+    # staging directory from before the marker, and an earlier export being swapped out.
+    stale = tmp_path / ".tmp-export-k1lled00"
+    shutil.copytree(tmp_path / "first", stale)
+    (stale / hub.STAGING_MARKER).write_text("4242\n")
+    unmarked = tmp_path / ".tmp-export-k1lled01"
+    unmarked.mkdir()
+    hour_ago = time.time() - 3600
+    os.utime(unmarked, (hour_ago, hour_ago))
+    swapped_out = tmp_path / ".old-export-k1lled02"
+    shutil.copytree(tmp_path / "first", swapped_out / "export")
+    # Not leftovers: a staging directory a live export holds, one of another target, and a fresh one.
+    live = tmp_path / ".tmp-export-l1ve0000"
+    shutil.copytree(tmp_path / "first", live)
+    other_target = tmp_path / ".tmp-export-2-k1lled03"
+    other_target.mkdir()
+    fresh = tmp_path / ".tmp-export-fresh000"
+    fresh.mkdir()
+    assert not hub.is_export(stale) and not hub.is_export(live / "missing")
+
+    with open(live / hub.STAGING_MARKER, "w") as held:
+        assert hub._try_lock(held)
+        assert not hub.is_export(live)
+        hub.export(vae, tmp_path / "export")
+        assert live.exists()
+    assert hub.is_export(tmp_path / "export")
+    assert not stale.exists() and not unmarked.exists() and not swapped_out.exists()
+    assert other_target.exists() and fresh.exists()
+    # The CLI's --overwrite check refuses a staging directory as a target.
+    with pytest.raises(hub.ExportError, match="is not an export"):
+        hub.export(vae, live)
+
+
+@pytest.mark.backend_independent
+def test_the_export_command_writes_onnx_files_and_says_in_one_line_how_to_get_onnx(run, tmp_path, monkeypatch):
+    pytest.importorskip("tf2onnx")
+    pytest.importorskip("onnxruntime")
+    result = invoke(run, tmp_path / "export", "--format", "onnx")
+    assert result.exit_code == 0, result.output
+    assert "files: encode.onnx, embed.onnx, decode.onnx, reconstruct.onnx, sample.onnx" in result.output
+    assert hub.read_metadata(tmp_path / "export")["format"] == "onnx" and hub.is_export(tmp_path / "export")
+
+    monkeypatch.setattr(hub.onnx_format, "REQUIRED", ("onnx", "an_uninstalled_module"))
+    missing = invoke(run, tmp_path / "other", "--format", "onnx")
+    assert missing.exit_code == 1 and "pip install 'keras-vae[onnx]'" in missing.output
+    assert len(missing.output.strip().splitlines()) == 1 and not os.path.exists(tmp_path / "other")

@@ -18,7 +18,13 @@ PACKAGE = pathlib.Path(keras_vae.__file__).parent
 # Lower layers may not import higher ones. Within a layer imports are free.
 LAYERS = (
     ("keras_vae.version", "keras_vae.names", "keras_vae.files"),
-    ("keras_vae.ops", "keras_vae.likelihoods", "keras_vae.schedules", "keras_vae.datasets.batching"),
+    (
+        "keras_vae.ops",
+        "keras_vae.likelihoods",
+        "keras_vae.schedules",
+        "keras_vae.optimizers",
+        "keras_vae.datasets.batching",
+    ),
     ("keras_vae.networks",),
     ("keras_vae.trainers",),
     ("keras_vae.models",),

@@ -9,13 +9,11 @@ import dataclasses
 import math
 import os
 
-import keras
-
 from keras_vae import datasets as data
-from keras_vae import distribute, likelihoods, lr_finder, names, plotting, schedules
+from keras_vae import distribute, likelihoods, lr_finder, names, optimizers, plotting, schedules
 from keras_vae.app.config import ConfigError
 from keras_vae.files import write_json
-from keras_vae.models import VAE, AutoregressiveVAE, ConditionalVAE
+from keras_vae.models import VAE, VAEGAN, AutoregressiveVAE, ConditionalVAE
 
 
 # ---------------------------------------------------------- the data, checked
@@ -52,6 +50,15 @@ def resolve_text_defaults(config, datasets, given):
             )
             what = "sentences" if is_text else "not sentences"
             raise ConfigError(f"{config.dataset} holds {what}, but {flag} is {getattr(config, name)}: {fix}.")
+    return config
+
+
+def resolve_model_defaults(config, datasets, given):
+    """A VAE-GAN takes conv networks on images unless --architecture was `given`."""
+    shape = datasets.input_shape
+    if config.model == names.VAE_GAN and "architecture" not in given and len(shape) == 3:
+        if shape[0] % 4 == 0 and shape[1] % 4 == 0:
+            return dataclasses.replace(config, architecture=names.CONV)
     return config
 
 
@@ -125,23 +132,41 @@ def beta_schedule(config, total_steps):
     return schedules.Cyclical(total_steps, n_cycles=config.beta_cycles, ratio=config.beta_ratio, end=beta)
 
 
-def optimizer(config, total_steps, steps_in_epoch):
-    """Adam or AdamW with the config's learning-rate schedule, weight decay and clipping.
+def resolved_learning_rate(config):
+    """--learning-rate scaled from --reference-batch-size to --batch-size (itself without a reference)."""
+    if config.reference_batch_size is None:
+        return config.learning_rate
+    scale = optimizers.batch_size_scale(config.batch_size, config.reference_batch_size, config.lr_scaling or "linear")
+    return config.learning_rate * scale
 
-    Clipping applies to each of the encoder's and decoder's optimizers (they are
-    copies), i.e. to each part's gradients separately.
+
+def optimizer(config, total_steps, steps_in_epoch):
+    """The config's optimizer with its learning-rate schedule, moments or momentum, weight decay and clipping.
+
+    With a reference batch size, the rate is `resolved_learning_rate` and warms
+    up linearly over the first 5% of the steps. Clipping applies to each of the
+    encoder's and decoder's optimizers (they are copies), i.e. to each part's
+    gradients separately.
     """
     learning_rate = schedules.learning_rate_schedule(
-        config.lr_schedule, config.learning_rate, total_steps, steps_per_epoch=steps_in_epoch
+        config.lr_schedule, resolved_learning_rate(config), total_steps, steps_per_epoch=steps_in_epoch
     )
-    options = {}
+    if config.reference_batch_size is not None:
+        learning_rate = optimizers.WarmupLearningRate(learning_rate, max(1, round(0.05 * total_steps)))
+    options = {
+        name: getattr(config, name)
+        for name in ("beta_1", "beta_2", "epsilon", "momentum")
+        if getattr(config, name) is not None
+    }
+    if config.nesterov:
+        options["nesterov"] = True
     if config.weight_decay is not None:
         options["weight_decay"] = config.weight_decay
     if config.clip_norm is not None:
         options["global_clipnorm"] = config.clip_norm
     if config.clip_value is not None:
         options["clipvalue"] = config.clip_value
-    return getattr(keras.optimizers, names.OPTIMIZERS[config.optimizer])(learning_rate=learning_rate, **options)
+    return optimizers.get(config.optimizer, learning_rate=learning_rate, **options)
 
 
 def new_vae(config, input_shape, conditions=None, vocabulary=None):
@@ -154,6 +179,13 @@ def new_vae(config, input_shape, conditions=None, vocabulary=None):
         latent_dim=config.latent_dim, architecture=config.architecture, likelihood=likelihood, seed=config.seed
     )
     autoregressive = config.architecture in names.AUTOREGRESSIVE_ARCHITECTURES
+    if config.model == names.VAE_GAN:
+        if autoregressive or conditions:
+            raise ValueError(
+                f"--model vae-gan builds mlp or conv networks without conditions, not {config.architecture}: "
+                "pass --architecture mlp or conv, or use --model vae."
+            )
+        return VAEGAN.from_input_shape(input_shape, **options)
     if conditions:
         if autoregressive:
             raise ValueError(
@@ -168,6 +200,11 @@ def build_vae(config, input_shape, num_train, conditions=None, vocabulary=None):
     in_epoch = steps_per_epoch(config, num_train)
     total = in_epoch * config.epochs
     vae = new_vae(config, input_shape, conditions, vocabulary)
+    if config.model == names.VAE_GAN:
+        vae.compile(
+            optimizer=optimizer(config, total, in_epoch), beta=beta_schedule(config, total), free_bits=config.free_bits
+        )
+        return vae
     vae.compile(
         optimizer=optimizer(config, total, in_epoch),
         beta=beta_schedule(config, total),
@@ -185,7 +222,13 @@ def lr_range_test(config, given, min_lr, max_lr, steps, output, verbose=1):
     """The learning-rate range test of the model `config` describes; writes its plot and a .json beside it."""
     if min_lr >= max_lr:
         raise ConfigError(f"--min-lr {min_lr} must be below --max-lr {max_lr}.")
-    config = dataclasses.replace(config, lr_schedule=names.LEARNING_RATE_CONSTANT, learning_rate=min_lr)
+    config = dataclasses.replace(
+        config,
+        lr_schedule=names.LEARNING_RATE_CONSTANT,
+        learning_rate=min_lr,
+        reference_batch_size=None,
+        lr_scaling=None,
+    )
     config.check()
     datasets = load_data(config)
     config = resolve_text_defaults(config, datasets, given)

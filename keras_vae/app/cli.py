@@ -20,13 +20,14 @@ import os
 import sys
 import time
 import traceback
+import warnings
 
 import click
 import keras
 from click.core import ParameterSource
 
-from keras_vae import datasets, hub
-from keras_vae.app import build, config, runs, samples
+from keras_vae import datasets, hub, plotting
+from keras_vae.app import analysis, build, config, runs, samples, tracking
 from keras_vae.app.options import (
     COMMON_OPTIONS,
     COUNT,
@@ -40,13 +41,16 @@ from keras_vae.app.options import (
     RUN_DIRECTORY_OPTIONS,
     SCHEDULE_OPTIONS,
     SEED,
+    TRACKING_OPTIONS,
 )
-from keras_vae.evaluation import report
+from keras_vae.evaluation import predictive, report
 from keras_vae.files import write_json
+from keras_vae.names import PROJECTIONS
 from keras_vae.version import __version__
+from keras_vae_cli import preflight
 
 # Exceptions that mean the input cannot be used (exit code 2).
-BAD_INPUT = (datasets.DataError, config.ConfigError, runs.RunError)
+BAD_INPUT = (datasets.DataError, config.ConfigError, runs.RunError, preflight.PreflightError)
 
 
 class BadInput(click.ClickException):
@@ -92,10 +96,10 @@ def _one_line_errors(command):
                 traceback.print_exc()
             text = str(error).strip().splitlines()
             message = text[0] if text else type(error).__name__
+            if isinstance(error, BAD_INPUT):  # our own messages, whole: they end with what to do
+                raise BadInput(message) from None
             if len(message) > 300:  # e.g. Keras quoting a whole model config
                 message = message[:300] + "…"
-            if isinstance(error, BAD_INPUT):
-                raise BadInput(message) from None
             hint = "" if kwargs.get("verbose") else " (run with --verbose for the traceback)"
             raise click.ClickException(f"{type(error).__name__}: {message}{hint}") from None
 
@@ -135,11 +139,13 @@ def main():
 @SCHEDULE_OPTIONS
 @DISTRIBUTE_OPTIONS
 @RUN_DIRECTORY_OPTIONS
+@TRACKING_OPTIONS
 @COMMON_OPTIONS
 @_one_line_errors
 def train(**options):
     """Train a VAE; writes a run directory with the model, logs, plots and a diagnosis."""
     given = _given(click.get_current_context())
+    tracking.check(options["mlflow"])
     verbosity = 0 if options["quiet"] else 2 if options["verbose"] else 1
     if options["resume"]:
         run_dir = options["resume"]
@@ -162,26 +168,39 @@ def train(**options):
         used, data = run.config, run.datasets
         click.echo(
             f"keras-vae {__version__} on {used.backend}: {data.name} {data.input_shape}, "
-            f"{used.architecture} VAE, latent {used.latent_dim}, {used.epochs} epochs"
+            f"{used.architecture} {used.model.upper()}, latent {used.latent_dim}, {used.epochs} epochs"
             + (f", data-parallel on {run.replicas} devices" if engine is not None else "")
             + (f", resuming after epoch {run.initial_epoch}" if run.initial_epoch else "")
+            + f"; {used.optimizer}, learning rate {used.resolved_learning_rate:.3g}"
+            + (
+                f" ({used.lr_scaling or 'linear'} scaling of {used.learning_rate:.3g} from batch size "
+                f"{used.reference_batch_size} to {used.batch_size}, with warm-up)"
+                if used.reference_batch_size
+                else ""
+            )
         )
-        try:
-            seconds = runs.train(run, verbose=verbosity, log=click.echo)
-        except runs.TrainingStopped as error:
-            raise click.ClickException(str(error)) from None
-        summary, diagnosis = runs.finish(run, seconds)
+        with tracking.tracked(used, run_dir, options["tensorboard"], options["mlflow"]) as tracker:
+            try:
+                seconds = runs.train(run, verbose=verbosity, log=click.echo, **tracker.train_arguments)
+            except runs.TrainingStopped as error:
+                raise click.ClickException(str(error)) from None
+            summary, diagnosis = runs.finish(run, seconds)
+            tracker.finish(summary)
     test = summary["test"]
     click.echo(
         f"test: negative ELBO {test['negative_elbo']:.2f} nats (reconstruction {test['reconstruction_loss']:.2f} + "
-        f"KL {test['kl_loss']:.2f}); {test['active_units']}/{used.latent_dim} active units; "
-        f"I(x; z) {test['mutual_info']:.2f} nats"
+        f"KL {test['kl_loss']:.2f})"
     )
+    click.echo(report.Assessment.from_dict(test["assessment"]).summary_line())
     if diagnosis is None:
         click.echo("diagnosis: needs at least two epochs (keras-vae diagnose RUN_DIR once there are)")
     else:
-        failed = [check.name for check in diagnosis.checks if not check.passed]
-        click.echo(f"diagnosis: {'healthy' if not failed else 'needs attention: ' + '; '.join(failed)} (diagnosis.txt)")
+        problems = diagnosis.problems()
+        click.echo(
+            f"diagnosis: {diagnosis.verdict}"
+            + (f"; the curves show: {'; '.join(problems)}" if problems else "")
+            + " (diagnosis.txt; keras-vae diagnose RUN_DIR for the figure)"
+        )
         if verbosity >= 2:
             click.echo(str(diagnosis))
     click.echo(f"trained to epoch {summary['epochs']}; this session trained for {summary['train_seconds']:.0f} s")
@@ -213,8 +232,8 @@ def evaluate(run_dir, split, num_samples, max_examples, seed, output, backend, q
     """Test-split negative ELBO, importance-weighted NLL, I(x; z) and active units of a run."""
     train_config = runs.read_config(run_dir)
     _select_backend(backend)
+    vae, which = runs.load_model(run_dir)  # before the data: a damaged model is reported at once
     data = build.load_data(train_config, split)
-    vae, which = runs.load_model(run_dir)
     result = report.evaluate(
         vae,
         data.test,
@@ -234,7 +253,11 @@ def evaluate(run_dir, split, num_samples, max_examples, seed, output, backend, q
         ("  KL", f"{result.kl_loss:.2f} nats"),
         (f"IW-NLL (k={num_samples})", f"{result.importance_weighted_nll:.2f} nats"),
         ("I(x; z)", f"{result.mutual_info:.2f} nats"),
+        ("  95% interval", "{:.2f} to {:.2f}".format(*result.mutual_info_interval)),
         ("active units", f"{result.active_units} / {result.latent_dim}"),
+        ("decoder uses z by", f"{result.decoder_gap:.2f} nats"),
+        ("inference gap", f"{result.inference_gap:.2f} nats"),
+        ("latent code", result.verdict),
     ]
     if result.perplexity is not None:
         rows.insert(4, ("perplexity", f"{result.perplexity:.1f}"))
@@ -280,12 +303,69 @@ def sample(run_dir, num_samples, file_format, interpolate, steps, output_dir, se
 # ------------------------------------------------------------------ diagnose
 @main.command()
 @RUN_DIR
+@click.option(
+    "--projection",
+    type=click.Choice(PROJECTIONS),
+    help='Also draw the test probe\'s latent means by label and condition: pca, or umap (pip install "keras-vae[umap]").',
+)
 @COMMON_OPTIONS
 @_one_line_errors
-def diagnose(run_dir, backend, quiet, verbose):
-    """The diagnosis report of a run, from its history and latent dynamics."""
+def diagnose(run_dir, projection, backend, quiet, verbose):
+    """The diagnosis of a run: the verdict on its latent code with per-dimension evidence, and a figure."""
     _select_backend(backend)
-    click.echo(str(runs.diagnose(run_dir)))
+    if projection:
+        try:
+            plotting.check_projection(projection)
+        except ImportError as error:
+            raise BadInput(str(error)) from None
+    diagnosis, figure = runs.diagnose(run_dir)
+    click.echo(str(diagnosis))
+    click.echo(f"figure: {figure}")
+    if projection:
+        click.echo(f"latent space: {', '.join(analysis.latent_figures(run_dir, projection))}")
+
+
+# --------------------------------------------------------------------- check
+@main.command()
+@RUN_DIR
+@click.option("--replicates", type=click.IntRange(min=2), default=10, show_default=True, help="Replicate data sets.")
+@click.option("--max-examples", type=COUNT, help="Check only the first this many test examples.")
+@SEED
+@click.option("--output-dir", type=click.Path(file_okay=False), help="[default: RUN_DIR]")
+@COMMON_OPTIONS
+@_one_line_errors
+def check(run_dir, replicates, max_examples, seed, output_dir, backend, quiet, verbose):
+    """Posterior predictive check: per-feature mean, variance and zero fraction of replicates against the test data."""
+    _select_backend(backend)
+    result, path, figure = analysis.check_run(run_dir, replicates, max_examples, seed or 0, output_dir, not quiet)
+    summary = result.summary()
+    click.echo(f"{run_dir}: {result.replicates} replicates of {result.examples} test examples, per feature:")
+    for statistic in predictive.STATISTICS:
+        numbers = summary[statistic]
+        click.echo(
+            f"  {statistic.replace('_', ' '):<14} error {numbers['error']:.3f}  bias {numbers['bias']:+.3f}  "
+            f"coverage {numbers['coverage']:.2f} (calibrated: {summary['expected_coverage']:.2f})"
+        )
+    click.echo(f"written {path}, {figure}")
+
+
+# --------------------------------------------------------------------- embed
+@main.command()
+@RUN_DIR
+@click.argument("input_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--output", required=True, type=click.Path(dir_okay=False), help="An .h5ad or .npz file.")
+@click.option(
+    "--library-size", default="1e4", show_default=True, help="Counts per row of the normalized layer, or 'own'."
+)
+@click.option("--condition", "counterfactual", multiple=True, help="NAME=VALUE: also decode every row under it.")
+@click.option("--batch-size", type=COUNT, default=1024, show_default=True, help="Rows per model call.")
+@COMMON_OPTIONS
+@_one_line_errors
+def embed(run_dir, input_path, output, library_size, counterfactual, batch_size, backend, quiet, verbose):
+    """Latent means and normalized (optionally counterfactual) expression of a count table, as .h5ad or .npz."""
+    _select_backend(backend)
+    rows, latent_dim = analysis.embed_run(run_dir, input_path, output, library_size, counterfactual, batch_size, quiet)
+    click.echo(f"written {output}: {rows} rows, latent {latent_dim} (obsm['X_keras_vae'], layers, uns['keras_vae'])")
 
 
 # -------------------------------------------------------------------- export
@@ -293,28 +373,47 @@ def diagnose(run_dir, backend, quiet, verbose):
 @RUN_DIR
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--overwrite", is_flag=True, help="Replace an earlier export at OUT_DIR.")
+@click.option(
+    "--format",
+    "export_format",
+    type=click.Choice(hub.FORMATS),
+    default=hub.SAVEDMODEL,
+    show_default=True,
+    help="savedmodel: one TensorFlow SavedModel; onnx: one NAME.onnx per endpoint (pip install 'keras-vae[onnx]').",
+)
 @COMMON_OPTIONS
 @_one_line_errors
-def export(run_dir, out_dir, overwrite, backend, quiet, verbose):
-    """A run's model as a SavedModel with named signatures, usable without keras-vae.
+def export(run_dir, out_dir, overwrite, export_format, backend, quiet, verbose):
+    """A run's model as a SavedModel with named signatures (or ONNX files), usable without keras-vae.
 
-    The signatures are encode, embed, decode, reconstruct and sample (see the
-    README). OUT_DIR appears only once the export has been reloaded and every
-    signature matched the model.
+    The endpoints are encode, embed, decode, reconstruct and sample (see
+    docs/export.md; encode and embed only for autoregressive decoders). OUT_DIR
+    appears only once the export has been reloaded and every endpoint matched the model.
     """
     runs.check_export(run_dir, out_dir, overwrite)
     _select_backend(backend)
     vae, which = runs.load_model(run_dir)
     start = time.perf_counter()
-    differences = hub.export(vae, out_dir, verbose=verbose)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the endpoints not exported are printed below
+        differences = hub.export(vae, out_dir, format=export_format, verbose=verbose)
     worst = max(differences, key=differences.get)
     if not quiet:
+        metadata = hub.read_metadata(out_dir)
         size, seconds = hub.directory_size(out_dir) / 1e6, time.perf_counter() - start
         click.echo(f"exported {run_dir} ({which}) to {out_dir} ({size:.1f} MB, {seconds:.0f} s)")
-        click.echo(f"signatures: {', '.join(hub.ENDPOINTS)} (load with tf.saved_model.load; no keras-vae needed)")
+        if export_format == hub.ONNX:
+            click.echo(f"files: {', '.join(metadata['files'].values())} (run with onnxruntime; no keras-vae needed)")
+        else:
+            click.echo(
+                f"signatures: {', '.join(metadata['endpoints'])} (load with tf.saved_model.load; no keras-vae needed)"
+            )
+        refused = metadata.get("refused_endpoints", {})
+        if refused:
+            click.echo(f"{', '.join(refused)}: {next(iter(refused.values()))}")
         batch_sizes = " and ".join(map(str, hub.VERIFY_BATCH_SIZES))
         click.echo(
-            f"verified: every signature matches the model at batch sizes {batch_sizes}; "
+            f"verified: every endpoint matches the model at batch sizes {batch_sizes}; "
             f"largest difference {differences[worst]:.2g}" + (f" ({worst})" if differences[worst] else "")
         )
 

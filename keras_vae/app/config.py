@@ -14,14 +14,22 @@ import tomllib
 
 import click
 
-from keras_vae import names
+from keras_vae import names, plotting
 from keras_vae.files import write_json
 
 # Options a resumed run may change; the others are the run's own.
-RESUMABLE = frozenset({"epochs", "backend", "quiet", "verbose", "resume", "distribute", "devices", "download"})
+RESUMABLE = frozenset(
+    {"epochs", "backend", "quiet", "verbose", "resume", "distribute", "devices", "download", "tensorboard", "mlflow"}
+)
 # Options of `train` that say how to run it, not what the run is: not in config.json.
-NOT_SAVED = frozenset({"resume", "overwrite", "quiet", "verbose"})
+NOT_SAVED = frozenset({"resume", "overwrite", "quiet", "verbose", "tensorboard", "mlflow"})
+# Keys of config.json that record what a run resolved, not options: a config file may hold them (ignored).
+RECORDED = frozenset({"resolved_learning_rate"})
 SECTION = "train"
+SCALE_LEARNING_RATE_REMOVED = (
+    "--scale-learning-rate was replaced by --reference-batch-size N --lr-scaling linear, for any run: "
+    "pass as N the batch size your --learning-rate was tuned at (--batch-size divided by the devices, for the old flag)"
+)
 
 
 class ConfigError(ValueError):
@@ -48,6 +56,7 @@ class TrainConfig:
     # Offline, a TFDS download retries for minutes: --no-download fails at once on an unprepared dataset.
     download: bool = True
     # Model
+    model: str = names.VAE
     architecture: str = names.MLP
     latent_dim: int = 32
     likelihood: str = names.BERNOULLI
@@ -62,18 +71,32 @@ class TrainConfig:
     max_inner_steps: int = 100
     inner_check_every: int = 10
     mi_patience: int = 1
+    # CollapseMonitor's cure when the code collapses in the first epochs: "none", "aggressive" or "free-bits"
+    collapse_remedy: str = "none"
     # Optimizer
     optimizer: str = names.ADAM
+    # Adam-like optimizers' moment decays and ε; SGD's momentum. None: the optimizer's default.
+    beta_1: float | None = None
+    beta_2: float | None = None
+    epsilon: float | None = None
+    momentum: float | None = None
+    nesterov: bool = False
     weight_decay: float | None = None
     clip_norm: float | None = None
     clip_value: float | None = None
     learning_rate: float = 1e-3
+    # The batch size --learning-rate was tuned at, and how to scale it to --batch-size (with a warm-up).
+    reference_batch_size: int | None = None
+    lr_scaling: str | None = None
+    # What the optimizer got: --learning-rate after batch-size scaling (written by the run, not an option).
+    resolved_learning_rate: float | None = None
     lr_schedule: str = names.LEARNING_RATE_CONSTANT
+    # How latent-space figures draw codes of more than two dimensions: names.PROJECTIONS
+    projection: str = names.PCA
     # Budget and placement
     epochs: int = 10
     distribute: str = "none"
     devices: int | None = None
-    scale_learning_rate: bool = False
     output: str | None = None
     backend: str | None = None
 
@@ -98,6 +121,10 @@ class TrainConfig:
         try:
             with open(path) as file:
                 values = dict(json.load(file)[SECTION])
+            if values.pop("scale_learning_rate", False):  # runs before --reference-batch-size
+                raise ValueError(
+                    f"it scales the learning rate with --scale-learning-rate; {SCALE_LEARNING_RATE_REMOVED}"
+                )
             unknown = sorted(set(values) - {field.name for field in dataclasses.fields(cls)})
             if unknown:
                 raise ValueError(f"unknown keys {', '.join(unknown)}")
@@ -122,8 +149,35 @@ class TrainConfig:
             )
         if self.clip_norm is not None and self.clip_value is not None:
             raise ConfigError("--clip-norm and --clip-value both clip the gradients: pass one of them.")
-        if self.distribute == "none" and (self.devices is not None or self.scale_learning_rate):
-            raise ConfigError("--devices and --scale-learning-rate go with --distribute data-parallel.")
+        if self.distribute == "none" and self.devices is not None:
+            raise ConfigError("--devices goes with --distribute data-parallel.")
+        try:
+            plotting.check_projection(self.projection)
+        except ImportError as error:
+            raise ConfigError(str(error)) from None
+        self._check_optimizer()
+        if self.model == names.VAE_GAN and (self.aggressive or self.condition):
+            raise ConfigError(
+                "--model vae-gan trains its encoder on its own loss and takes no condition: "
+                "drop --aggressive and --condition, or use --model vae."
+            )
+
+    def _check_optimizer(self):
+        adaptive = self.optimizer in names.ADAPTIVE_OPTIMIZERS
+        for name in ("beta_1", "beta_2", "epsilon") if not adaptive else ("momentum", "nesterov"):
+            if getattr(self, name) not in (None, False):
+                flag = "--" + name.replace("_", "-")
+                wanted = "sgd" if adaptive else " or ".join(names.ADAPTIVE_OPTIMIZERS)
+                raise ConfigError(
+                    f"{flag} does not apply to --optimizer {self.optimizer}: drop it, or pass --optimizer {wanted}."
+                )
+        if self.nesterov and not self.momentum:
+            raise ConfigError("--nesterov is a form of momentum: pass --momentum (e.g. 0.9) with it.")
+        if self.reference_batch_size is None and self.lr_scaling is not None:
+            raise ConfigError(
+                f"--lr-scaling {self.lr_scaling} scales the learning rate from a reference batch size: "
+                "pass --reference-batch-size (the batch size --learning-rate was tuned at)."
+            )
 
     def resumed(self, options, given, run_dir):
         """This (saved) config continued with `options`, of which `given` were set by a flag or a config file.
@@ -184,7 +238,7 @@ def file_defaults(path, commands, name):
             raise ConfigError(f"{path}: unknown section [{section}]{_did_you_mean(section, commands)}")
         known = option_keys(commands[section])
         for key in values:
-            if key.replace("-", "_") not in known:
+            if key.replace("-", "_") not in known and key not in RECORDED:
                 options = sorted({option.replace("_", "-") for option in known})
                 raise ConfigError(
                     f"{path}: unknown key '{key}' in [{section}]{_did_you_mean(key.replace('_', '-'), options)}"
@@ -196,7 +250,7 @@ def file_defaults(path, commands, name):
             known[k.replace("-", "_")]: v for k, v in sections.get(SECTION, {}).items() if k.replace("-", "_") in known
         }
         defaults.update({k: v for k, v in train.items() if k != "output"})
-    defaults.update({known[k.replace("-", "_")]: v for k, v in sections.get(name, {}).items()})
+    defaults.update({known[k.replace("-", "_")]: v for k, v in sections.get(name, {}).items() if k not in RECORDED})
     return defaults
 
 

@@ -12,6 +12,7 @@ from keras_vae.app import config
 
 DEFAULTS = config.TrainConfig()
 COUNT, POSITIVE, NON_NEGATIVE = click.IntRange(min=1), click.FloatRange(min=0, min_open=True), click.FloatRange(min=0)
+UNIT_INTERVAL = click.FloatRange(0, 1, max_open=True)
 
 
 def read_config_file(ctx, param, path):
@@ -23,6 +24,11 @@ def read_config_file(ctx, param, path):
             raise click.BadParameter(str(error), ctx, param) from None
         ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return path
+
+
+def _removed_scale_learning_rate(ctx, param, value):
+    if value:
+        raise click.BadParameter(config.SCALE_LEARNING_RATE_REMOVED + ".", ctx, param)
 
 
 def group(*decorators):
@@ -91,6 +97,12 @@ DATA_OPTIONS = group(
 )
 MODEL_OPTIONS = group(
     option(
+        "--model",
+        type=click.Choice(names.MODELS),
+        help="vae, or vae-gan (Larsen et al. 2016: a discriminator's features measure the reconstruction; "
+        "conv networks by default on images).",
+    ),
+    option(
         "--architecture",
         type=click.Choice(names.ARCHITECTURES),
         help="Networks; pixelcnn and lstm decoders are autoregressive (lstm is the default for text).",
@@ -104,7 +116,16 @@ MODEL_OPTIONS = group(
     ),
 )
 OPTIMIZER_OPTIONS = group(
-    option("--optimizer", type=click.Choice(tuple(names.OPTIMIZERS))),
+    option(
+        "--optimizer",
+        type=click.Choice(tuple(names.OPTIMIZERS)),
+        help="adam, adamw (decoupled weight decay), radam (Liu et al. 2020's rectified Adam) or sgd.",
+    ),
+    click.option("--beta-1", type=UNIT_INTERVAL, help="First-moment decay of adam/adamw/radam [default: 0.9]."),
+    click.option("--beta-2", type=UNIT_INTERVAL, help="Second-moment decay of adam/adamw/radam [default: 0.999]."),
+    click.option("--epsilon", type=POSITIVE, help="ε added to sqrt(v) by adam/adamw/radam [default: 1e-7]."),
+    click.option("--momentum", type=UNIT_INTERVAL, help="Momentum of sgd [default: 0, none]."),
+    option("--nesterov/--no-nesterov", help="Nesterov momentum for sgd (with --momentum)."),
     click.option("--weight-decay", type=NON_NEGATIVE, help="Decoupled weight decay [default: the optimizer's]."),
     click.option("--clip-norm", type=POSITIVE, help="Clip each part's gradients to this global L2 norm."),
     click.option("--clip-value", type=POSITIVE, help="Clip each gradient element to ±this."),
@@ -126,6 +147,11 @@ OBJECTIVE_OPTIONS = group(
     option("--max-inner-steps", type=COUNT, help="Most encoder updates per iteration (aggressive)."),
     option("--inner-check-every", type=COUNT, help="Encoder updates between convergence checks (aggressive)."),
     option("--mi-patience", type=COUNT, help="Epochs without higher I(x; z) before aggressive mode ends."),
+    option(
+        "--collapse-remedy",
+        type=click.Choice(["none", "aggressive", "free-bits"]),
+        help="When the code collapses in the first 3 epochs: switch on aggressive training, or free bits of 0.25.",
+    ),
 )
 # The learning rate and the training budget.
 SCHEDULE_OPTIONS = group(
@@ -133,7 +159,7 @@ SCHEDULE_OPTIONS = group(
     option("--lr-schedule", type=click.Choice(names.LEARNING_RATE_SCHEDULES)),
     option("--epochs", type=COUNT),
 )
-# Data parallelism.
+# Data parallelism, and the learning rate for the batch size.
 DISTRIBUTE_OPTIONS = group(
     option(
         "--distribute",
@@ -146,18 +172,57 @@ DISTRIBUTE_OPTIONS = group(
         help="Devices per process for --distribute [default: all accelerators]; without any, the CPU is split into this many.",
     ),
     click.option(
+        "--reference-batch-size",
+        type=COUNT,
+        help="The batch size --learning-rate was tuned at: scale it to --batch-size by --lr-scaling, "
+        "with a linear warm-up over the first 5% of training.",
+    ),
+    click.option(
+        "--lr-scaling",
+        type=click.Choice(names.LR_SCALINGS),
+        help="With --reference-batch-size: the rate times the batch-size ratio (linear), or its square root (sqrt) "
+        "[default: linear].",
+    ),
+    click.option(
         "--scale-learning-rate",
         is_flag=True,
-        help="Linear scaling rule: multiply --learning-rate by the number of devices (with --batch-size multiplied alike).",
+        hidden=True,
+        expose_value=False,
+        callback=_removed_scale_learning_rate,
     ),
 )
 # Where the run goes, or which run to continue.
 RUN_DIRECTORY_OPTIONS = group(
     click.option("--output", type=click.Path(file_okay=False), help="Run directory [default: runs/DATASET]."),
     click.option("--overwrite", is_flag=True, help="Replace an existing run directory."),
+    option(
+        "--projection",
+        type=click.Choice(names.PROJECTIONS),
+        help='How latent-space figures draw more than 2 dimensions: pca, or umap (pip install "keras-vae[umap]").',
+    ),
     click.option(
         "--resume",
         type=click.Path(file_okay=False),
         help="Continue the run in this directory from its newest checkpoint.",
+    ),
+)
+# Experiment tracking, as well as the run directory's own files.
+TRACKING_OPTIONS = group(
+    click.option(
+        "--tensorboard",
+        is_flag=False,
+        flag_value="",
+        default=None,
+        metavar="[DIR]",
+        help="TensorBoard logs: Keras's scalars, the latent dynamics and the figures [DIR default: RUN_DIR/tensorboard].",
+    ),
+    click.option(
+        "--mlflow",
+        is_flag=False,
+        flag_value="",
+        default=None,
+        metavar="[URI]",
+        help="Log to MLflow: config, per-epoch metrics, figures and model (pip install 'keras-vae[mlflow]') "
+        "[URI default: the file store ./mlruns].",
     ),
 )

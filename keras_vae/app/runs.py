@@ -11,6 +11,8 @@ A run directory holds:
     diagnostics/         latent dynamics (CSV, JSON, PNG), latent-space plots, image grids
     training_curves.png  loss, reconstruction, KL, β, active units, I(x; z)
     diagnosis.txt        the diagnosis report
+    assessment.json      the latent code's assessment on the test probe (verdict, per-dimension evidence)
+    diagnosis.png        the assessment as one figure (written by `keras-vae diagnose`)
     summary.json         final test numbers, timings, versions
 
 Every file is written atomically, so a run killed at any moment resumes from its
@@ -26,12 +28,13 @@ import zipfile
 
 import keras
 
-from keras_vae import callbacks, distribute, names, plotting
+from keras_vae import callbacks, distribute, hub, names, plotting
 from keras_vae.app import build
 from keras_vae.app.config import TrainConfig
-from keras_vae.evaluation import diagnostics, report
+from keras_vae.evaluation import assessment, diagnostics, report
 from keras_vae.files import atomic_path, write_json
 from keras_vae.version import __version__
+from keras_vae_cli import preflight
 
 CONFIG = "config.json"
 MODEL = "model.keras"
@@ -42,6 +45,9 @@ CURVES = "training_curves.png"
 DIAGNOSIS = "diagnosis.txt"
 SUMMARY = "summary.json"
 EVALUATION = "evaluation.json"
+ASSESSMENT = "assessment.json"
+DIAGNOSIS_FIGURE = "diagnosis.png"
+COLLAPSE_RECORDS = "collapse_monitor.json"
 LATENT_RECORDS = "latent_dynamics.json"
 VOCABULARY = "vocabulary.json"
 
@@ -64,12 +70,8 @@ def is_image(shape):
 # ------------------------------------------------------------------ reading
 def read_config(run_dir):
     """The `TrainConfig` a run was started with (the run's `config.json`)."""
-    path = os.path.join(run_dir, CONFIG)
-    if not os.path.isfile(path):
-        raise RunError(
-            f"{run_dir} is not a keras-vae run directory (no {CONFIG}): pass the --output of a keras-vae train run."
-        )
-    return TrainConfig.from_json(path)
+    preflight.check_run_directory(run_dir)
+    return TrainConfig.from_json(os.path.join(run_dir, CONFIG))
 
 
 def latest_checkpoint(run_dir):
@@ -106,6 +108,13 @@ def load_model(run_dir):
 
 def load_model_file(path):
     """A saved VAE; a file that will not load is reported as a corrupt checkpoint."""
+    checkpoint = os.path.dirname(path)
+    fallback = (
+        f"delete {checkpoint} to fall back on the checkpoint before it"
+        if os.path.basename(checkpoint).startswith("epoch-")
+        else f"delete {path} to fall back on the run's newest checkpoint"
+    )
+    preflight.check_model_file(path, f"{fallback}, or start the run again with --overwrite")
     try:
         return keras.saving.load_model(path)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
@@ -126,27 +135,13 @@ def new_config(config, overwrite=False):
     output = config.output or os.path.join("runs", run_name(config.dataset))
     # An absolute path: evaluate and sample may run from elsewhere.
     dataset = os.path.abspath(config.dataset) if os.path.exists(config.dataset) else config.dataset
-    if os.path.exists(output):
-        if not overwrite:
-            raise RunError(
-                f"run directory {output} exists: choose another --output, pass --overwrite, or --resume {output}."
-            )
-        here = os.path.abspath(output)
-        if os.listdir(here) and not os.path.isfile(os.path.join(here, CONFIG)):
-            raise RunError(
-                f"--overwrite replaces keras-vae runs only, and {output} is not one (no {CONFIG}): choose another --output."
-            )
-        if any(path == here or path.startswith(here + os.sep) for path in (os.getcwd(), os.path.abspath(dataset))):
-            raise RunError(
-                f"--overwrite would delete {output}, which holds the working directory or the dataset: choose another --output."
-            )
+    preflight.check_new_run_directory(output, overwrite, dataset)
     return dataclasses.replace(config, output=output, dataset=dataset)
 
 
 def resumed_config(run_dir, options, given):
     """The config of the run in `run_dir`, continued with the `given` options (`TrainConfig.resumed`)."""
-    if options.get("overwrite"):
-        raise RunError("--resume continues a run and --overwrite replaces it: pass one of them.")
+    preflight.check_resumable(run_dir, options.get("overwrite"))
     return read_config(run_dir).resumed(options, given, run_dir)
 
 
@@ -178,7 +173,9 @@ def start(config, run_dir, *, resume=False, overwrite=False, given=(), engine=No
     datasets = build.load_data(config)
     if not resume:
         config = build.resolve_text_defaults(config, datasets, given)
+        config = build.resolve_model_defaults(config, datasets, given)
     build.check_data(config, datasets)
+    config = dataclasses.replace(config, resolved_learning_rate=build.resolved_learning_rate(config))
     replicas = 1 if engine is None else distribute.num_replicas(engine)
     if replicas > 1 and config.backend == "jax":
         build.check_even_batches(datasets, config.batch_size, replicas)
@@ -193,14 +190,9 @@ def start(config, run_dir, *, resume=False, overwrite=False, given=(), engine=No
                 f"{run_dir} already trained {run.initial_epoch} epochs: pass a larger --epochs to train it longer."
             )
     else:
-        scaled = (
-            dataclasses.replace(config, learning_rate=config.learning_rate * replicas)
-            if config.scale_learning_rate
-            else config
-        )
         try:
             run.vae = build.build_vae(
-                scaled, datasets.input_shape, datasets.num_train, datasets.conditions, datasets.vocabulary
+                config, datasets.input_shape, datasets.num_train, datasets.conditions, datasets.vocabulary
             )
             run.vae.initialize_decoder_bias(datasets.train)
         except ValueError as error:
@@ -217,8 +209,12 @@ def write_config(run_dir, config):
     config.to_json(os.path.join(run_dir, CONFIG))
 
 
-def train(run, verbose=1, log=print):
+def train(run, verbose=1, log=print, tensorboard_dir=None, tracking=()):
     """Fits the run's model for the rest of its epochs with checkpoints, diagnostics and plots.
+
+    With `tensorboard_dir`, Keras's TensorBoard callback logs there too (`train/`,
+    `validation/`), and the latent dynamics and figures go to its `diagnostics/`.
+    `tracking` callbacks (e.g. an `MLflowLogger`) see the logs after the diagnostics.
 
     Returns the seconds it trained, and updates `run.history` and `run.latent_records`.
     Raises `TrainingStopped` when the loss stops being finite: the newest
@@ -229,25 +225,44 @@ def train(run, verbose=1, log=print):
         return 0.0
     diagnostics_dir = os.path.join(run_dir, DIAGNOSTICS)
     probe_x, probe_labels = datasets.probe(PROBE_SIZE)
-    latent = callbacks.LatentDynamics(probe_x, diagnostics_dir, batch_size=config.batch_size)
+    board = tensorboard_dir and os.path.join(tensorboard_dir, DIAGNOSTICS)
+    latent = callbacks.LatentDynamics(probe_x, diagnostics_dir, batch_size=config.batch_size, tensorboard_dir=board)
     latent.records = list(run.latent_records or [])
+    monitor = callbacks.CollapseMonitor(
+        probe_x,
+        batch_size=config.batch_size,
+        remedy=None if config.collapse_remedy == "none" else config.collapse_remedy,
+        train_data=datasets.train,
+        output_dir=diagnostics_dir,
+        seed=config.seed,
+    )
     watchers = [
         callbacks.StopOnNonFiniteLoss(),
         latent,
-        callbacks.CollapseMonitor(probe_x, batch_size=config.batch_size),
+        monitor,
     ]
     autoregressive = config.architecture in names.AUTOREGRESSIVE_ARCHITECTURES
     if is_image(datasets.input_shape):
         # An autoregressive decoder takes one pass per pixel to decode: no decoded grids every epoch.
         watchers.append(
-            callbacks.LatentSpacePlot(probe_x, probe_labels, diagnostics_dir, grid_size=0 if autoregressive else 15)
+            callbacks.LatentSpacePlot(
+                probe_x,
+                probe_labels,
+                diagnostics_dir,
+                grid_size=0 if autoregressive else 15,
+                tensorboard_dir=board,
+                projection=config.projection,
+            )
         )
         if not autoregressive:
-            watchers.append(callbacks.ImageGrids(probe_x, diagnostics_dir))
+            watchers.append(callbacks.ImageGrids(probe_x, diagnostics_dir, tensorboard_dir=board))
     if datasets.vocabulary is not None:
         datasets.vocabulary.save(os.path.join(run_dir, VOCABULARY))
     if verbose >= 2:
         watchers.append(callbacks.EpochLogger(print_fn=log))
+    if tensorboard_dir:
+        watchers.append(keras.callbacks.TensorBoard(tensorboard_dir))
+    watchers.extend(tracking)
     checkpoint = callbacks.RunCheckpoint(
         os.path.join(run_dir, CHECKPOINTS),
         history=run.history,
@@ -296,9 +311,12 @@ def finish(run, seconds):
         seed=config.seed,
     )
     plotting.plot_training_curves(history, os.path.join(run_dir, CURVES), latent_records=run.latent_records)
+    # The one assessment of the code: the summary prints it, diagnose reads it back.
+    code = assessment.Assessment.from_dict(test.assessment)
+    write_json(os.path.join(run_dir, ASSESSMENT), code.to_dict())
     diagnosis = None
     if len(history.get(names.LOSS, [])) >= 2:
-        diagnosis = diagnostics.diagnose(history, config.latent_dim, latent_curves=run.latent_records)
+        diagnosis = diagnostics.diagnose(history, config.latent_dim, latent_curves=run.latent_records, assessment=code)
         with atomic_path(os.path.join(run_dir, DIAGNOSIS)) as temporary, open(temporary, "w") as file:
             file.write(str(diagnosis) + "\n")
     summary = {
@@ -306,6 +324,8 @@ def finish(run, seconds):
         "epochs": len(history.get(names.LOSS, [])),
         "train_seconds": seconds,
         "healthy": None if diagnosis is None else diagnosis.healthy,
+        "verdict": code.verdict,
+        "collapse_monitor": _monitor_state(run_dir),
         "backend": keras.backend.backend(),
         "keras_version": keras.__version__,
         "keras_vae_version": __version__,
@@ -316,39 +336,61 @@ def finish(run, seconds):
 
 
 # ------------------------------------------------------ the other commands
-def diagnose(run_dir):
-    """The diagnosis report of a run, from its history and latent dynamics."""
+def diagnose(run_dir, figure=True):
+    """The diagnosis of a run, and the path of its figure (or None): `(diagnosis, figure_path)`.
+
+    The latent code's verdict is the one the run's summary gave (`assessment.json`);
+    a run that has not finished is assessed now, from its newest checkpoint, on the test probe.
+    """
     config = read_config(run_dir)
     history_path = os.path.join(run_dir, HISTORY)
     if not os.path.isfile(history_path):
         raise RunError(f"{run_dir} has no {HISTORY} yet: let its first epoch finish.")
-    records_path = os.path.join(run_dir, DIAGNOSTICS, LATENT_RECORDS)
-    records = None
-    if os.path.isfile(records_path):
-        with open(records_path) as file:
-            records = json.load(file)
+    records = _read_json(os.path.join(run_dir, DIAGNOSTICS, LATENT_RECORDS))
+    saved = _read_json(os.path.join(run_dir, ASSESSMENT))
+    if saved is not None:
+        code = assessment.Assessment.from_dict(saved)
+    else:
+        vae, _ = load_model(run_dir)
+        probe_x, _ = build.load_data(config).probe(PROBE_SIZE)
+        code = assessment.assess(vae, probe_x, batch_size=config.batch_size, seed=config.seed)
     try:
-        return diagnostics.diagnose(
-            diagnostics.read_history_csv(history_path), config.latent_dim, latent_curves=records
+        diagnosis = diagnostics.diagnose(
+            diagnostics.read_history_csv(history_path), config.latent_dim, latent_curves=records, assessment=code
         )
     except ValueError as error:
         raise RunError(f"{run_dir}: {error}") from None
+    path = None
+    if figure:
+        monitor = _monitor_state(run_dir) or {}
+        path = plotting.plot_assessment(
+            code, os.path.join(run_dir, DIAGNOSIS_FIGURE), latent_records=records, events=monitor.get("events")
+        )
+    return diagnosis, path
+
+
+def _read_json(path):
+    if not os.path.isfile(path):
+        return None
+    with open(path) as file:
+        return json.load(file)
+
+
+def _monitor_state(run_dir):
+    """`CollapseMonitor`'s per-epoch verdicts and remedy events of a run, or None."""
+    return _read_json(os.path.join(run_dir, DIAGNOSTICS, COLLAPSE_RECORDS))
 
 
 def check_export(run_dir, out_dir, overwrite):
-    """Refuses an export target that is not free (or an earlier export), and a model with no export."""
-    config = read_config(run_dir)
+    """Refuses a run directory that is not one, and an export target that is not free (or an earlier export)."""
+    read_config(run_dir)
     if os.path.exists(out_dir):
         if not overwrite:
             raise RunError(
                 f"{out_dir} exists: choose another OUT_DIR, or pass --overwrite to replace an earlier export."
             )
-        if not os.path.isfile(os.path.join(out_dir, "saved_model.pb")):
+        if not hub.is_export(out_dir):
             raise RunError(
-                f"--overwrite replaces exports only, and {out_dir} is not one (no saved_model.pb): choose another OUT_DIR."
+                f"--overwrite replaces exports only, and {out_dir} is not one (no saved_model.pb) nor an ONNX export: "
+                "choose another OUT_DIR."
             )
-    if config.architecture in names.AUTOREGRESSIVE_ARCHITECTURES:
-        raise RunError(
-            f"{run_dir} has an autoregressive {config.architecture} decoder, which decodes one position per call and has "
-            f"no export yet: load {os.path.join(run_dir, MODEL)} with keras.saving.load_model instead."
-        )

@@ -13,6 +13,8 @@ from keras_vae.callbacks.collapse import CollapseMonitor, PosteriorCollapseWarni
 from keras_vae.callbacks.figures import ImageGrids, LatentSpacePlot
 from keras_vae.callbacks.latent_dynamics import LatentDynamics
 from keras_vae.callbacks.logging import EpochLogger, NonFiniteLossError, StopOnNonFiniteLoss
+from keras_vae.callbacks.tracking import MLflowLogger
+from keras_vae.callbacks.variance_forces import LogVarianceForces
 
 __all__ = [
     "CollapseMonitor",
@@ -20,6 +22,8 @@ __all__ = [
     "ImageGrids",
     "LatentDynamics",
     "LatentSpacePlot",
+    "LogVarianceForces",
+    "MLflowLogger",
     "NonFiniteLossError",
     "PosteriorCollapseWarning",
     "RunCheckpoint",

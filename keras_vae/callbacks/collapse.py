@@ -1,11 +1,20 @@
-"""`CollapseMonitor`: a warning, in plain words, when a training VAE shows the red flags of posterior collapse."""
+"""`CollapseMonitor`: the latent code assessed every epoch; a plain-words warning on collapse, and optionally a remedy."""
 
+import os
 import warnings
 
 import keras
 
-from keras_vae.evaluation import diagnostics
-from keras_vae.ops import latent
+from keras_vae.datasets import batching
+from keras_vae.evaluation import assessment
+from keras_vae.files import write_json
+from keras_vae.trainers.aggressive import AggressiveTrainingSwitch
+
+REMEDY_AGGRESSIVE = "aggressive"
+REMEDY_FREE_BITS = "free-bits"
+REMEDIES = (REMEDY_AGGRESSIVE, REMEDY_FREE_BITS)
+# The verdicts that mean the code carries nothing the decoder uses.
+COLLAPSE_VERDICTS = (assessment.COLLAPSED, assessment.FORCED)
 
 
 class PosteriorCollapseWarning(UserWarning):
@@ -13,50 +22,137 @@ class PosteriorCollapseWarning(UserWarning):
 
 
 class CollapseMonitor(keras.callbacks.Callback):
-    """Warns once, in plain words, when the run shows the red flags of posterior collapse.
+    """Assesses the latent code at each epoch end; warns once on collapse, and can act on it.
 
-    At each epoch end it measures, on the probe data: the KL (near 0 means the
-    posterior is the prior), the active units (none means no dimension varies
-    with the input) and I(x; z) (near 0 means z tells nothing about x). Two or
-    more red flags, `patience` epochs in a row (a young model may pass through
-    them), raise a `PosteriorCollapseWarning` naming the remedies.
+    Each epoch it runs `keras_vae.evaluation.assessment.assess` on the probe data
+    (I(x; z) with its interval, the active dimensions, the decoder-uses-z gap) and
+    keeps the verdict in `records`. A collapsed (or forced-but-uninformative) verdict
+    `patience` epochs in a row (a young model may pass through one) raises one
+    `PosteriorCollapseWarning` with the evidence and the remedies.
+
+    With `remedy`, a collapsed verdict in the first `remedy_within` epochs switches
+    on a cure at once (He et al. 2019: collapse starts early, so act early):
+    `"aggressive"` turns on aggressive encoder training (drawing its inner batches
+    from `train_data`, and ending by He et al.'s I(x; z) rule), `"free-bits"` sets
+    the model's free bits to `free_bits` nats per dimension. The switch, its epoch
+    and reason go to `events`, to the logs (`remedy`: 1 from that epoch on) and,
+    with `output_dir`, to `collapse_monitor.json` there, with the per-epoch verdicts.
 
     Args:
         data: probe inputs (anything `fit` accepts as `x`).
-        kl_threshold: float, KL in nats below which KL counts as near 0. Defaults to `0.1`.
-        mi_threshold: float, I(x; z) in nats below which it counts as near 0. Defaults to `0.1`.
-        patience: int, consecutive epochs with the red flags before warning. Defaults to `2`.
+        patience: int, consecutive collapsed epochs before warning. Defaults to `2`.
         batch_size: int. Defaults to `128`.
+        max_examples: int, probe examples assessed (I(x; z)'s mixture is N × N). Defaults to `1000`.
+        remedy: None, `"aggressive"` or `"free-bits"`.
+        remedy_within: int, the remedy acts only on a collapse seen in this many first epochs. Defaults to `3`.
+        free_bits: float, nats per dimension for the free-bits remedy. Defaults to `0.25`.
+        train_data: the training data, for the aggressive remedy's inner encoder batches.
+        output_dir: str or None, where `collapse_monitor.json` goes.
+        seed: int, for the assessment's draws.
     """
 
-    def __init__(self, data, kl_threshold=0.1, mi_threshold=0.1, patience=2, batch_size=128):
+    def __init__(
+        self,
+        data,
+        patience=2,
+        batch_size=128,
+        max_examples=1000,
+        remedy=None,
+        remedy_within=3,
+        free_bits=0.25,
+        train_data=None,
+        output_dir=None,
+        seed=0,
+    ):
         super().__init__()
+        if remedy not in (None, *REMEDIES):
+            raise ValueError(f"`remedy` must be None or one of {REMEDIES}; got {remedy!r}.")
+        if remedy == REMEDY_AGGRESSIVE and train_data is None:
+            raise ValueError("The aggressive remedy draws its inner encoder batches from `train_data`: pass it.")
         self.data = data
-        self.kl_threshold = kl_threshold
-        self.mi_threshold = mi_threshold
         self.patience = patience
         self.batch_size = batch_size
+        self.max_examples = max_examples
+        self.remedy = remedy
+        self.remedy_within = remedy_within
+        self.free_bits = free_bits
+        self.train_data = train_data
+        self.output_dir = output_dir and os.fspath(output_dir)
+        self.seed = seed
+        self.records = []
+        self.events = []
         self.flagged_epochs = 0
         self.warned = False
+        self.last = None
+        self._switch = None
+
+    @property
+    def remedy_applied(self):
+        return bool(self.events)
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.warned:
-            return
-        stats = latent.latent_statistics(self.model, self.data, self.batch_size)
-        flags = []
-        if stats["kl"] < self.kl_threshold:
-            flags.append(f"KL is {stats['kl']:.3f} nats (near 0)")
-        if stats["active_units"] == 0:
-            flags.append("no latent dimension is active")
-        if stats["mutual_info"] < self.mi_threshold:
-            flags.append(f"I(x; z) is {stats['mutual_info']:.3f} nats (near 0)")
-        self.flagged_epochs = self.flagged_epochs + 1 if len(flags) >= 2 else 0
-        if self.flagged_epochs >= self.patience:
+        result = assessment.assess(
+            self.model, self.data, max_examples=self.max_examples, batch_size=self.batch_size, seed=self.seed
+        )
+        self.last = result
+        self.records.append(
+            {
+                "epoch": epoch + 1,
+                "verdict": result.verdict,
+                "mutual_info": result.mutual_info,
+                "mutual_info_interval": list(result.mutual_info_interval),
+                "decoder_gap": result.decoder_gap,
+                "active_units": result.active_units,
+                "kl": result.kl,
+            }
+        )
+        collapsed = result.verdict in COLLAPSE_VERDICTS
+        if self._switch is not None:  # He et al.'s rule ends the aggressive remedy
+            self._switch.on_epoch_end(epoch, {} if logs is None else logs)
+        elif logs is not None and self.remedy == REMEDY_AGGRESSIVE:  # the same columns in every epoch's logs
+            logs.setdefault("aggressive", float(self.model.is_aggressive()))
+            logs.setdefault("encoder_steps", 0.0)
+        if collapsed and self.remedy and not self.events and epoch + 1 <= self.remedy_within:
+            self._apply_remedy(epoch, result)
+        if logs is not None and self.remedy:
+            logs["remedy"] = float(self.remedy_applied)
+        self.flagged_epochs = self.flagged_epochs + 1 if collapsed else 0
+        if self.flagged_epochs >= self.patience and not self.warned:
             self.warned = True
             warnings.warn(
                 PosteriorCollapseWarning(
-                    f"Epoch {epoch + 1}: posterior collapse: {'; '.join(flags)}. The encoder ignores its "
-                    f"input and the decoder models the data without z. Remedies: {diagnostics.REMEDIES}."
+                    f"Epoch {epoch + 1}: the latent code is {result.verdict}: {'; '.join(result.evidence)}. "
+                    f"Remedies: {'; '.join(result.remedies)}."
                 ),
                 stacklevel=2,
+            )
+        self._write()
+
+    def _apply_remedy(self, epoch, result):
+        model = self.model
+        reason = f"{result.verdict}: {result.mutual_info_text()}, decoder gap {result.decoder_gap:.2f} nats"
+        if self.remedy == REMEDY_AGGRESSIVE:
+            model.aggressive_mode.assign(1)
+            model.best_mutual_info.assign(-1e9)
+            model.epochs_without_mi_gain.assign(0)
+            model._encoder_batches = batching.random_batches(self.train_data, self.batch_size)
+            self._switch = AggressiveTrainingSwitch(self.data, patience=model.mi_patience, batch_size=self.batch_size)
+            self._switch.set_model(model)
+            action = "aggressive encoder training switched on"
+        else:
+            model.free_bits = float(self.free_bits)
+            model.make_train_function(force=True)  # the steps were traced with the old free bits
+            action = f"free bits raised to {self.free_bits:g} nats per dimension"
+        self.events.append({"epoch": epoch + 1, "remedy": self.remedy, "action": action, "reason": reason})
+        print(f"Epoch {epoch + 1}: {action} ({reason}).")
+
+    def on_train_end(self, logs=None):
+        if self._switch is not None and self.model is not None:
+            self.model._encoder_batches = None
+
+    def _write(self):
+        if self.output_dir:
+            os.makedirs(self.output_dir, exist_ok=True)
+            write_json(
+                os.path.join(self.output_dir, "collapse_monitor.json"), {"records": self.records, "events": self.events}
             )

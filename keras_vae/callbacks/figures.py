@@ -36,7 +36,8 @@ class LatentSpacePlot(_EpochFigures):
     """The posterior means of a labelled probe set, as a 2-D scatter coloured by label.
 
     With more than two latent dimensions the scatter shows the first two
-    principal components; with exactly two it is the latent plane itself, drawn
+    principal components (or their UMAP embedding, `projection="umap"`, with
+    the `[umap]` extra); with exactly two it is the latent plane itself, drawn
     beside the decoded images of a grid over that plane. Saves
     `latent_space_epoch_NNN.png` in `output_dir` every `every` epochs.
 
@@ -47,13 +48,19 @@ class LatentSpacePlot(_EpochFigures):
         every: int, epochs between figures. Defaults to `1`.
         grid_size: int, images per side of the decoded grid; 0 for none. Defaults to `15`.
         tensorboard_dir: str or None.
+        projection: `"pca"` or `"umap"`. Defaults to `"pca"`. UMAP without
+            umap-learn installed raises an ImportError that says how to get it.
     """
 
-    def __init__(self, x, labels, output_dir, every=1, grid_size=15, tensorboard_dir=None):
+    def __init__(self, x, labels, output_dir, every=1, grid_size=15, tensorboard_dir=None, projection="pca"):
+        from keras_vae import plotting  # matplotlib: only once a figure is drawn
+
         super().__init__(output_dir, every, tensorboard_dir)
+        plotting.check_projection(projection)  # at once, not after the first epoch
         self.x = x
         self.labels = labels
         self.grid_size = grid_size
+        self.projection = projection
 
     def draw(self, epoch):
         from keras_vae import plotting  # matplotlib: only once a figure is drawn
@@ -66,7 +73,9 @@ class LatentSpacePlot(_EpochFigures):
             plane = np.stack(np.meshgrid(edge, edge[::-1]), axis=-1).reshape(-1, 2).astype("float32")
             grid = np.asarray(keras.ops.convert_to_numpy(self.model.decode(plane)))
         path = os.path.join(self.output_dir, f"latent_space_epoch_{epoch:03d}.png")
-        plotting.plot_latent_space(z_mean, path, labels=self.labels, decoded_grid=grid, title=f"epoch {epoch}")
+        plotting.plot_latent_space(
+            z_mean, path, labels=self.labels, decoded_grid=grid, title=f"epoch {epoch}", projection=self.projection
+        )
         return [("latent_space", path)]
 
 

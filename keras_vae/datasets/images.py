@@ -2,6 +2,7 @@
 read with Keras's `image_dataset_from_directory` after checks where Keras would fail or mislead."""
 
 import os
+import re
 
 import keras
 
@@ -14,6 +15,7 @@ def load_image_folder(folder, validation_fraction, seed):
     """The splits of an image folder: validation is a seeded part of the files, and is the test set too."""
     image_paths = _image_paths(folder)
     has_class_folders = _checked_folder_layout(folder, image_paths, validation_fraction)
+    _check_images_decode(image_paths)
     height, width, channels = _image_shape(image_paths[0])
     # Gray, or gray + alpha: the alpha channel is dropped, as it is for RGBA.
     color_mode = "grayscale" if channels <= 2 else "rgb"
@@ -83,13 +85,49 @@ def _image_paths(folder):
     return paths
 
 
+def _check_images_decode(paths):
+    """A DataError naming the first file TensorFlow cannot decode; every file is decoded once, in parallel.
+
+    Mid-training, Keras's pipeline would fail on such a file with an error that does not name it.
+    """
+    import tensorflow as tf
+
+    def decoded_index(index, path):
+        image = tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
+        return index + 0 * tf.size(image, out_type=tf.int64)  # depends on the decode, so it runs
+
+    decodable = set(
+        tf.data.Dataset.from_tensor_slices((tf.range(len(paths), dtype=tf.int64), paths))
+        .map(decoded_index, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        .ignore_errors()
+        .as_numpy_iterator()
+    )
+    bad = [path for index, path in enumerate(paths) if index not in decodable]
+    if bad:
+        try:
+            tf.io.decode_image(tf.io.read_file(bad[0]), expand_animations=False)
+            reason = "it fails to decode"
+        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as error:
+            reason = _decoder_reason(error)
+        more = f" ({len(bad) - 1} more files fail too)" if len(bad) > 1 else ""
+        raise DataError(f"Cannot read {bad[0]} as an image ({reason}){more}; remove or replace the file.")
+
+
+def _decoder_reason(error):
+    """TensorFlow's reason without its op decorations: "Invalid PNG. Failed to initialize decoder."."""
+    reason = re.sub(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+\].*$", "", first_line(error))
+    return reason or type(error).__name__
+
+
 def _image_shape(path):
     import tensorflow as tf
 
     try:
         image = tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
     except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as error:
-        raise DataError(f"Cannot read {path} as an image ({first_line(error)}); remove or replace the file.") from error
+        raise DataError(
+            f"Cannot read {path} as an image ({_decoder_reason(error)}); remove or replace the file."
+        ) from error
     return tuple(image.shape)
 
 

@@ -1,4 +1,5 @@
-"""Judging a latent space by downstream tasks: how well a linear classifier reads labels from it.
+"""Judging a latent space by downstream tasks: how well a linear classifier reads labels from it, and
+how well it separates cell types while mixing batches (integration metrics).
 
 NumPy in, floats and NumPy arrays out, on every Keras backend; the baselines are PCA and chance.
 """
@@ -131,6 +132,87 @@ def chance_accuracy(train_labels, test_labels):
     return float(np.mean(test_labels == majority_class))
 
 
+def _squared_distances(a, b):
+    """Squared Euclidean distances `(len(a), len(b))`, in float64, never below 0."""
+    distances = np.square(a).sum(1)[:, None] + np.square(b).sum(1)[None, :] - 2.0 * (a @ b.T)
+    return np.maximum(distances, 0.0)
+
+
+def silhouette(features, labels, chunk=1024):
+    """The mean silhouette width of `labels` in `features` (Euclidean), from -1 to 1.
+
+    For each example, a is its mean distance to the others of its class and b
+    the smallest mean distance to another class; its width is (b - a)/max(a, b)
+    (0 for an example alone in its class). Near 1: classes form separate
+    clusters; near 0: they overlap. Written with NumPy (scikit-learn is not a
+    dependency; this matches its `silhouette_score`), in blocks of `chunk` rows.
+
+    Args:
+        features: array `(examples, features)`.
+        labels: integer array `(examples,)` with at least two classes.
+    """
+    features = _float_matrix(features, "features").astype(np.float64)
+    labels = _labels(labels, len(features), "labels", "features")
+    classes, labels = np.unique(labels, return_inverse=True)
+    if len(classes) < 2:
+        raise ValueError("`labels` must hold at least two classes for a silhouette.")
+    one_hot = np.eye(len(classes))[labels]
+    sizes = one_hot.sum(0)
+    widths = np.empty(len(features))
+    for start in range(0, len(features), chunk):
+        block = np.sqrt(_squared_distances(features[start : start + chunk], features))
+        sums = block @ one_hot  # (rows, classes): distance sums to each class
+        own = labels[start : start + chunk]
+        rows = np.arange(len(own))
+        own_size = sizes[own] - 1
+        a = np.where(own_size > 0, sums[rows, own] / np.maximum(own_size, 1), 0.0)
+        means = sums / sizes
+        means[rows, own] = np.inf
+        b = means.min(axis=1)
+        width = (b - a) / np.maximum(np.maximum(a, b), 1e-300)
+        widths[start : start + chunk] = np.where(own_size > 0, width, 0.0)
+    return float(widths.mean())
+
+
+def batch_mixing_entropy(features, batches, k=30, chunk=1024):
+    """How evenly the batches mix among each example's `k` nearest neighbours, from 0 to 1.
+
+    The entropy of the batch labels of each example's k nearest neighbours
+    (itself excluded, Euclidean), divided by log(number of batches) and averaged
+    (Haghverdi et al. 2018's kNN batch-mixing entropy, normalized). 1: every
+    neighbourhood holds the batches in equal shares; 0: neighbours come from
+    the example's own batch only. With unequal batch sizes, the ceiling is the
+    entropy of the batch proportions (reported by `latent_space_report`).
+
+    Args:
+        features: array `(examples, features)`.
+        batches: integer array `(examples,)` with at least two batches.
+        k: int, neighbours per example (at most examples - 1). Defaults to `30`.
+    """
+    features = _float_matrix(features, "features").astype(np.float64)
+    batches = _labels(batches, len(features), "batches", "features")
+    classes, batches = np.unique(batches, return_inverse=True)
+    if len(classes) < 2:
+        raise ValueError("`batches` must hold at least two batches for a mixing entropy.")
+    if int(k) != k or not 1 <= k < len(features):
+        raise ValueError(f"`k` must be an integer from 1 to examples - 1 = {len(features) - 1}; got {k!r}.")
+    entropies = []
+    for start in range(0, len(features), chunk):
+        distances = _squared_distances(features[start : start + chunk], features)
+        distances[np.arange(len(distances)), np.arange(start, start + len(distances))] = np.inf  # not itself
+        neighbours = np.argpartition(distances, int(k), axis=1)[:, : int(k)]
+        shares = np.stack([(batches[neighbours] == c).mean(1) for c in range(len(classes))], axis=1)
+        entropies.append(-(shares * np.log(np.where(shares > 0, shares, 1.0))).sum(1))
+    return float(np.concatenate(entropies).mean() / np.log(len(classes)))
+
+
+def proportion_entropy(batches):
+    """The normalized entropy of the batch proportions: `batch_mixing_entropy`'s ceiling."""
+    shares = np.bincount(_labels(batches, None, "batches", None)) / len(batches)
+    shares = shares[shares > 0]
+    return float(-(shares * np.log(shares)).sum() / np.log(len(shares))) if len(shares) > 1 else 0.0
+
+
 def latent_space_report(
     train_latent,
     train_labels,
@@ -172,11 +254,16 @@ def latent_space_report(
             Defaults to `100`.
 
     Returns:
-        A dict of floats in [0, 1]: `"latent_accuracy"` (labels from the
-        latent space), `"pca_accuracy"` (labels from the PCA baseline),
-        `"chance_accuracy"` (majority class); and with batches,
-        `"batch_accuracy"` (batches from the latent space) and
-        `"batch_chance_accuracy"`.
+        A dict of floats: `"latent_accuracy"` (labels from the latent
+        space), `"pca_accuracy"` (labels from the PCA baseline),
+        `"chance_accuracy"` (majority class), `"label_silhouette"` and
+        `"pca_label_silhouette"` (`silhouette` of the test labels in the
+        latent space and in the PCA baseline: higher separates them better);
+        and with batches, `"batch_accuracy"` (batches from the latent space),
+        `"batch_chance_accuracy"`, `"batch_silhouette"` (near 0 or below:
+        batches overlap), `"batch_mixing_entropy"` (from 0 to 1, higher is
+        better mixed; `batch_mixing_entropy` with k = 30) and
+        `"batch_mixing_ceiling"` (its value for perfectly mixed batches).
     """
     if (train_batches is None) != (test_batches is None):
         raise ValueError("Pass both `train_batches` and `test_batches`, or neither.")
@@ -191,11 +278,20 @@ def latent_space_report(
         "pca_accuracy": classification_accuracy(train_pca, train_labels, test_pca, test_labels, epochs),
         "chance_accuracy": chance_accuracy(train_labels, test_labels),
     }
+    if len(np.unique(test_labels)) > 1:
+        report["label_silhouette"] = silhouette(test_latent, test_labels)
+        report["pca_label_silhouette"] = silhouette(test_pca, test_labels)
     if train_batches is not None:
         report["batch_accuracy"] = classification_accuracy(
             train_latent, train_batches, test_latent, test_batches, epochs
         )
         report["batch_chance_accuracy"] = chance_accuracy(train_batches, test_batches)
+        if len(np.unique(test_batches)) > 1:
+            report["batch_silhouette"] = silhouette(test_latent, test_batches)
+            report["batch_mixing_entropy"] = batch_mixing_entropy(
+                test_latent, test_batches, k=min(30, len(test_latent) - 1)
+            )
+            report["batch_mixing_ceiling"] = proportion_entropy(test_batches)
     return report
 
 

@@ -59,7 +59,7 @@ def importance_weighted_nll(vae, x, num_samples=5000, chunk_size=None, seed=None
         if not results:  # compiled once the model has all its variables
             if not vae.built:
                 vae.build(keras.tree.map_structure(lambda array: (None, *array.shape[1:]), batch))
-            encode = compile_inference(vae, lambda inputs: vae.encode(_cast_data(vae, inputs)))
+            encode = compile_inference(vae, lambda inputs: vae.posterior(_cast_data(vae, inputs)))
             log_weights = compile_inference(vae, lambda *tensors: _log_sum_of_weights(vae, *tensors))
         examples = _num_examples(batch)
         z_mean, z_log_var = encode(batch)

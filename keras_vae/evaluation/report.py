@@ -14,8 +14,11 @@ import numpy as np
 from keras_vae import names
 from keras_vae.datasets import text as text_data
 from keras_vae.datasets.batching import numpy_batches
+from keras_vae.evaluation.assessment import Assessment, assess
 from keras_vae.evaluation.metrics import importance_weighted_nll
-from keras_vae.ops.latent import latent_statistics
+
+ASSESSED_EXAMPLES = 2000
+__all__ = ["ASSESSED_EXAMPLES", "Assessment", "EvaluationReport", "evaluate"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -30,8 +33,15 @@ class EvaluationReport:
         importance_weighted_nll: float, mean `-log p(x)` estimated with
             `importance_samples` samples (Burda et al., 2016), or None if skipped.
         importance_samples: int K, or None.
-        mutual_info: float, He et al. (2019)'s estimate of I(x; z).
-        active_units: int, latent dimensions whose posterior mean varies over the data (Burda et al., 2016).
+        mutual_info: float, I(x; z) (`keras_vae.evaluation.assessment`: the mixture of
+            every assessed example's posterior as q(z)).
+        mutual_info_interval: `[low, high]`, its 95% bootstrap interval.
+        active_units: int, latent dimensions that carry information (I(x; z_j) ≥
+            `assessment.DIMENSION_NATS`; Burda et al.'s activity count is `latent_statistics`').
+        decoder_gap: float, log p(x|own z) − log p(x|another example's z): how much the decoder uses z.
+        inference_gap: float, −ELBO − IW-NLL on the IW-NLL's examples, or None.
+        verdict: str, the assessment's verdict (healthy, collapsed, ...).
+        assessment: dict, the whole `Assessment` (per-dimension evidence, remedies).
         latent_dim: int.
         perplexity: float, `exp(total NLL / tokens)` for text, else None.
         seconds: float, how long the evaluation took.
@@ -45,8 +55,13 @@ class EvaluationReport:
     importance_weighted_nll: float | None = None
     importance_samples: int | None = None
     mutual_info: float
+    mutual_info_interval: list
     active_units: int
     latent_dim: int
+    decoder_gap: float
+    inference_gap: float | None = None
+    verdict: str
+    assessment: dict = dataclasses.field(default_factory=dict, repr=False)
     perplexity: float | None = None
     seconds: float = 0.0
     nll: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
@@ -84,7 +99,9 @@ def evaluate(
             to skip it (it takes K decoder passes per example). Defaults to `5000`.
         max_examples: int, evaluate only the first this many examples.
         nll_examples: int, the IW-NLL (and perplexity) on the first this many only.
-        latent_examples: int, I(x; z) and active units on the first this many only.
+        latent_examples: int, the latent code's assessment (I(x; z), active units,
+            the decoder-uses-z gap, the verdict) on the first this many only
+            (default `ASSESSED_EXAMPLES`, 2000).
         text: bool, whether the examples are token-id sentences: adds perplexity.
         seed: int, for the importance samples and the draws of z of I(x; z).
         verbose: bool, a progress bar over the IW-NLL's examples.
@@ -95,8 +112,8 @@ def evaluate(
     start = time.perf_counter()
     x = _first(_arrays(data, batch_size), max_examples)
     elbo = vae.evaluate(x, batch_size=batch_size, verbose=0, return_dict=True)
-    latent = latent_statistics(vae, _first(x, latent_examples), batch_size, seed=seed)
-    nll = perplexity = None
+    reconstruction, kl = float(elbo[names.RECONSTRUCTION_LOSS]), float(elbo[names.KL_LOSS])
+    nll = perplexity = inference_gap = None
     if num_samples is not None:
         nll_x = _first(x, nll_examples)
         nll = np.asarray(
@@ -104,7 +121,20 @@ def evaluate(
         )
         if text:
             perplexity = text_data.perplexity(nll, nll_x)
-    reconstruction, kl = float(elbo[names.RECONSTRUCTION_LOSS]), float(elbo[names.KL_LOSS])
+        # The gap on the same examples as the IW-NLL.
+        subset = (
+            elbo if nll_examples is None else vae.evaluate(nll_x, batch_size=batch_size, verbose=0, return_dict=True)
+        )
+        inference_gap = float(subset[names.RECONSTRUCTION_LOSS]) + float(subset[names.KL_LOSS]) - float(np.mean(nll))
+    # I(x; z)'s mixture is N × N: at most ASSESSED_EXAMPLES examples unless asked.
+    code = assess(
+        vae,
+        x,
+        max_examples=latent_examples or ASSESSED_EXAMPLES,
+        batch_size=batch_size,
+        seed=seed,
+        inference_gap=inference_gap,
+    )
     return EvaluationReport(
         examples=_count(x),
         negative_elbo=reconstruction + kl,
@@ -112,8 +142,13 @@ def evaluate(
         kl_loss=kl,
         importance_weighted_nll=None if nll is None else float(np.mean(nll)),
         importance_samples=None if nll is None else int(num_samples),
-        mutual_info=float(latent["mutual_info"]),
-        active_units=int(latent["active_units"]),
+        mutual_info=code.mutual_info,
+        mutual_info_interval=list(code.mutual_info_interval),
+        active_units=code.active_units,
+        decoder_gap=code.decoder_gap,
+        inference_gap=inference_gap,
+        verdict=code.verdict,
+        assessment=code.to_dict(),
         latent_dim=int(vae.latent_dim),
         perplexity=perplexity,
         seconds=time.perf_counter() - start,

@@ -8,6 +8,11 @@ import keras
 from keras import ops
 
 
+def random_seed(seed):
+    """A `keras.random.SeedGenerator` for several draws in a row (an int seed would repeat one stream)."""
+    return seed if isinstance(seed, keras.random.SeedGenerator) else keras.random.SeedGenerator(seed)
+
+
 def sum_over_features(values):
     """`values` `(batch, ...)` summed over every axis but the first: `(batch,)`."""
     return ops.sum(values, axis=tuple(range(1, len(values.shape))))
@@ -26,9 +31,9 @@ class Likelihood(keras.layers.Layer):
     whatever the family; only a condition-dependent parameter (e.g.
     `NegativeBinomial`'s `dispersion="gene-condition"`) reads it.
 
-    A subclass implements `log_prob`, `mean` and `initial_decoded`, and
-    `distribution_parameters` and `draw` where it has more to say than the
-    defaults. Weights it learns (a scale, a dispersion) are made in `build`,
+    A subclass implements `log_prob`, `mean`, `initial_decoded` and `draw`,
+    and `distribution_parameters` and `check_data` where it has more to say
+    than the defaults. Weights it learns (a scale, a dispersion) are made in `build`,
     from the shape of `x`, and are trained with the decoder.
 
     Attributes:
@@ -41,11 +46,14 @@ class Likelihood(keras.layers.Layer):
             per feature and no parameter shaped like the features). Evaluation
             then scores on one feature axis, which XLA runs faster. False
             unless a family says so.
+        checks_data: bool, True when `check_data` can refuse data: `fit`
+            reads a first batch ahead for it only then.
     """
 
     parameters_per_feature = 1
     encoder_input_transform = None
     accepts_flat_features = False
+    checks_data = False
 
     def log_prob(self, x, decoded, condition=None):
         """log p(x | decoded) for each example, summed over its features.
@@ -86,17 +94,36 @@ class Likelihood(keras.layers.Layer):
         """
         raise NotImplementedError(f"{type(self).__name__} must implement `initial_decoded(x)`.")
 
-    def draw(self, decoded, uniform=None, condition=None):
-        """Values of `x` drawn with the given `uniform` noise (shaped like `x`), or the most probable ones.
+    def draw(self, decoded, uniform=None, condition=None, seed=None, library=None):
+        """Values of `x` drawn from p(x | decoded): at random, or the most probable ones.
 
-        What an autoregressive decoder samples position by position with;
-        only the families such a decoder uses (`Bernoulli`, `Categorical`)
-        have it.
+        The one sampling method of every family: posterior predictive checks
+        draw replicate data sets with it, an autoregressive decoder samples
+        position by position with it.
+
+        Args:
+            decoded: the decoder's output.
+            uniform: `None`, or noise in (0, 1) shaped like `x` that the draw
+                is a function of (Bernoulli, Gaussian, Categorical: what an
+                autoregressive decoder passes).
+            condition: `None` or a tensor `(batch, condition_dim)`.
+            seed: `None`, an int or a `keras.random.SeedGenerator`: draw at
+                random with it. With neither `uniform` nor `seed`, the most
+                probable values (the mean for a `Gaussian`).
+            library: `None` or a tensor `(batch,)`, each example's total count,
+                which the count likelihoods with `library="observed"` draw at
+                (at their `library_size` without it); other families ignore it.
+
+        Returns:
+            A tensor shaped like `x`, in the decoder's dtype.
         """
-        raise NotImplementedError(
-            f"{type(self).__name__} cannot draw values: an autoregressive decoder needs a Bernoulli "
-            "or Categorical likelihood."
-        )
+        raise NotImplementedError(f"{type(self).__name__} must implement `draw(decoded, uniform, condition, seed)`.")
+
+    def check_data(self, x):
+        """Raises a one-line ValueError when the NumPy batch `x` is data this family cannot model.
+
+        `fit` calls it on the first batch it sees; this default accepts anything.
+        """
 
     def set_condition_dim(self, condition_dim):
         """Told by a `ConditionalVAE` the length of its condition vector; ignored unless a parameter depends on it."""

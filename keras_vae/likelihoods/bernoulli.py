@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_vae.likelihoods.base import Likelihood, sum_over_features
+from keras_vae.likelihoods.base import Likelihood, random_seed, sum_over_features
 
 
 def bernoulli_log_prob(x, logits):
@@ -49,8 +49,11 @@ class Bernoulli(Likelihood):
     def distribution_parameters(self, decoded, condition=None):
         return {"mean": self.mean(decoded), "logits": decoded}
 
-    def draw(self, decoded, uniform=None, condition=None):
-        """Binary values from the logits: drawn with `uniform` noise shaped like `x`, or the most probable."""
+    def draw(self, decoded, uniform=None, condition=None, seed=None, library=None):
+        """Binary values from the logits: drawn with `uniform` noise shaped like `x` or a `seed`, or the most probable."""
+        decoded = ops.convert_to_tensor(decoded)
+        if uniform is None and seed is not None:
+            uniform = keras.random.uniform(ops.shape(decoded), dtype=decoded.dtype, seed=random_seed(seed))
         if uniform is None:
             return ops.cast(decoded > 0, decoded.dtype)
         return ops.cast(ops.cast(uniform, decoded.dtype) < ops.sigmoid(decoded), decoded.dtype)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_vae.likelihoods.base import Likelihood, sum_over_features
+from keras_vae.likelihoods.base import Likelihood, random_seed, sum_over_features
 
 
 def categorical_log_prob(x, logits, padding_id=0):
@@ -65,17 +65,23 @@ class Categorical(Likelihood):
     def distribution_parameters(self, decoded, condition=None):
         return {"mean": self.mean(decoded), "logits": decoded}
 
-    def draw(self, decoded, uniform=None, condition=None):
-        """Token ids from the logits, never the padding id: the most probable, or drawn with `uniform`.
+    def draw(self, decoded, uniform=None, condition=None, seed=None, library=None):
+        """Token ids from the logits, never the padding id: the most probable, or drawn with `uniform` or `seed`.
 
-        `uniform` is noise shaped like `x`; the draw is Gumbel-max.
+        `uniform` is noise shaped like `x`, one value per position: the draw
+        inverts the position's cumulative distribution there.
         """
+        decoded = ops.convert_to_tensor(decoded)
         never = ops.one_hot(self.padding_id, self.num_classes, dtype=decoded.dtype) * -1e9
         logits = decoded + never
-        if uniform is not None:
-            uniform = ops.clip(ops.cast(uniform, decoded.dtype), 1e-7, 1.0 - 1e-7)
-            logits = logits - ops.log(-ops.log(ops.expand_dims(uniform, -1)))
-        return ops.cast(ops.argmax(logits, axis=-1), decoded.dtype)
+        if uniform is None and seed is not None:
+            uniform = keras.random.uniform(ops.shape(decoded)[:-1], dtype=decoded.dtype, seed=random_seed(seed))
+        if uniform is None:
+            return ops.cast(ops.argmax(logits, axis=-1), decoded.dtype)
+        cumulative = ops.cumsum(ops.softmax(logits, axis=-1), axis=-1)
+        below = ops.cast(cumulative < ops.expand_dims(ops.cast(uniform, decoded.dtype), -1), "int32")
+        # Rounding can leave the last cumulative value under 1: stay within the classes.
+        return ops.cast(ops.minimum(ops.sum(below, axis=-1), self.num_classes - 1), decoded.dtype)
 
     def get_config(self):
         config = super().get_config()

@@ -11,6 +11,7 @@ import numpy as np
 from keras import ops
 
 from keras_vae.likelihoods.base import Likelihood, sum_over_features
+from keras_vae.likelihoods.count_sampling import negative_binomial_sample, poisson_sample, zero_inflated_sample
 
 # Written as Loader's (2000) saddle-point forms: the log-gammas
 # and x·log terms of the textbook formulas are each ~1e7 at a million counts and
@@ -190,6 +191,7 @@ class _CountLikelihood(Likelihood):
     """What the count likelihoods share: how the decoder's output becomes the log mean."""
 
     encoder_input_transform = "log1p"
+    checks_data = True
 
     def __init__(self, library="observed", library_size=1e4, **kwargs):
         super().__init__(**kwargs)
@@ -200,18 +202,43 @@ class _CountLikelihood(Likelihood):
         self.library = library
         self.library_size = library_size
 
-    def _log_mean(self, decoded, x=None):
-        """log μ: log proportions plus the log library (x's total, else `library_size`), or `decoded` itself."""
+    def _log_mean(self, decoded, x=None, library=None):
+        """log μ: log proportions plus the log library (x's total, else `library`, else `library_size`),
+        or `decoded` itself."""
         decoded = ops.convert_to_tensor(decoded)
         if self.library == "learned":
             return decoded
         axes = tuple(range(1, len(decoded.shape)))
         log_proportions = decoded - ops.logsumexp(decoded, axis=axes, keepdims=True)
-        if x is None:
+        if x is None and library is None:
             return log_proportions + math.log(self.library_size)
+        if x is not None:
+            library = ops.sum(ops.cast(x, decoded.dtype), axis=axes, keepdims=True)
+        else:
+            library = ops.reshape(ops.cast(library, decoded.dtype), (-1,) + (1,) * len(axes))
         # An all-zero example has library 1, not 0: its log-likelihood stays finite.
-        library = ops.sum(ops.cast(x, decoded.dtype), axis=axes, keepdims=True)
         return log_proportions + ops.log(ops.where(library > 1.0, library, 1.0))
+
+    def _draw_mean(self, decoded, uniform, library):
+        """μ to draw at: the observed-library model's proportions times `library` (else `library_size`)."""
+        if uniform is not None:
+            raise ValueError(
+                f"{type(self).__name__} draws counts with a `seed`, not `uniform` noise: pass seed=... instead."
+            )
+        return ops.exp(self._log_mean(decoded, library=library))
+
+    def check_data(self, x):
+        """Refuses values that are not non-negative integers (normalized or log-transformed data, NaNs)."""
+        x = np.asarray(x)
+        if x.dtype.kind in "bu":
+            return
+        bad = ~((x >= 0) & (np.mod(x, 1) == 0))
+        if np.any(bad):
+            raise ValueError(
+                f"The {type(self).__name__} likelihood models counts, but x has values that are not non-negative "
+                f"integers (e.g. {x[bad].flat[0]:.4g}; normalized or log-transformed data?): pass the raw counts, "
+                "or likelihood='gaussian' or 'bernoulli'."
+            )
 
     def mean(self, decoded, condition=None):
         return ops.exp(self._log_mean(decoded))
@@ -252,6 +279,11 @@ class Poisson(_CountLikelihood):
 
     def distribution_parameters(self, decoded, condition=None):
         return {"mean": self.mean(decoded)}
+
+    def draw(self, decoded, uniform=None, condition=None, seed=None, library=None):
+        """Poisson counts drawn with `seed`, or the most probable, ⌊μ⌋; see `Likelihood.draw`."""
+        mean = self._draw_mean(decoded, uniform, library)
+        return ops.floor(mean) if seed is None else poisson_sample(mean, seed)
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -324,6 +356,14 @@ class NegativeBinomial(_CountLikelihood):
         theta = ops.exp(self._log_inverse_dispersion(decoded, condition))
         return {"mean": mean, "inverse_dispersion": ops.zeros_like(mean) + theta}
 
+    def draw(self, decoded, uniform=None, condition=None, seed=None, library=None):
+        """NB counts drawn with `seed`, or the most probable, ⌊μ(θ - 1)/θ⌋ (0 for θ ≤ 1); see `Likelihood.draw`."""
+        mean = self._draw_mean(decoded, uniform, library)
+        theta = ops.exp(self._log_inverse_dispersion(decoded, condition))
+        if seed is None:
+            return ops.floor(ops.maximum(mean * (theta - 1.0) / theta, 0.0))
+        return negative_binomial_sample(mean, theta, seed)
+
     def get_config(self):
         config = super().get_config()
         config.update(dispersion=self.dispersion, condition_dim=self.condition_dim)
@@ -361,3 +401,19 @@ class ZeroInflatedNegativeBinomial(NegativeBinomial):
     def distribution_parameters(self, decoded, condition=None):
         parameters = super().distribution_parameters(decoded[..., 0], condition)
         return {**parameters, "zero_probability": ops.sigmoid(decoded[..., 1])}
+
+    def draw(self, decoded, uniform=None, condition=None, seed=None, library=None):
+        """ZINB counts drawn with `seed` (an NB draw, zeroed with probability π), or the most probable."""
+        decoded = ops.convert_to_tensor(decoded)
+        counts = super().draw(decoded[..., 0], uniform, condition, seed, library)
+        if seed is not None:
+            return zero_inflated_sample(counts, ops.sigmoid(decoded[..., 1]), seed)
+        # The NB's mode against 0, which also has the zero-inflation's mass.
+        log_mean = self._log_mean(decoded[..., 0], library=library)
+        log_theta = self._log_inverse_dispersion(decoded[..., 0], condition)
+        log_p_mode = -ops.softplus(decoded[..., 1]) + _negative_binomial_log_pmf(counts, log_mean, log_theta)
+        theta = ops.exp(log_theta)
+        log_p_zero = ops.logaddexp(
+            -ops.softplus(-decoded[..., 1]), -ops.softplus(decoded[..., 1]) - theta * ops.softplus(log_mean - log_theta)
+        )
+        return ops.where(log_p_zero >= log_p_mode, 0.0, counts)

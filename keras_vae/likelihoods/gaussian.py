@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_vae.likelihoods.base import Likelihood, sum_over_features
+from keras_vae.likelihoods.base import Likelihood, random_seed, sum_over_features
 
 _LEARN_SCALE = (None, "global", "per_feature")
 
@@ -78,6 +78,18 @@ class Gaussian(Likelihood):
 
     def distribution_parameters(self, decoded, condition=None):
         return {"mean": decoded, "log_scale": ops.zeros_like(decoded) + self._log_scale(decoded.dtype)}
+
+    def draw(self, decoded, uniform=None, condition=None, seed=None, library=None):
+        """mean + σ·ε, with ε from `seed` or the standard normal quantile of `uniform`; the mean without either."""
+        decoded = ops.convert_to_tensor(decoded)
+        if uniform is not None:
+            uniform = ops.clip(ops.cast(uniform, decoded.dtype), 1e-7, 1.0 - 1e-7)
+            noise = math.sqrt(2.0) * ops.erfinv(2.0 * uniform - 1.0)
+        elif seed is not None:
+            noise = keras.random.normal(ops.shape(decoded), dtype=decoded.dtype, seed=random_seed(seed))
+        else:
+            return decoded
+        return decoded + ops.exp(self._log_scale(decoded.dtype)) * noise
 
     def get_config(self):
         config = super().get_config()

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from keras_vae import likelihoods, names
-from keras_vae.models.vae import VAE, _default_networks
+from keras_vae.models.vae import VAE, _default_networks, returns_numpy
 
 PARTS_CONDITIONED = ("encoder", "decoder")
 
@@ -146,11 +146,13 @@ class ConditionalVAE(VAE):
         return [ops.convert_to_tensor(z), condition] if "decoder" in self.condition_on else z
 
     # ---------------------------------------------------------------- usage
+    @returns_numpy
     def decode(self, z, condition=None):
         """The mean of p(x|z, condition); `condition` is `{name: values}` (scalars apply to every z)."""
         vector = self._broadcast_condition(condition, ops.shape(z)[0])
         return self.likelihood.mean(self.decoder(self._decoder_inputs(z, vector, None)), condition=vector)
 
+    @returns_numpy
     def reconstruct(self, inputs, condition=None):
         """The decoded mean at the posterior mean of `inputs`.
 
@@ -164,6 +166,7 @@ class ConditionalVAE(VAE):
         observed = {name: inputs[name] for name in self.conditions if name in inputs}
         return self.decode(self.embed(inputs), {**observed, **(condition or {})})
 
+    @returns_numpy
     def sample(self, n, condition=None, seed=None):
         """`n` draws of the likelihood's mean at z ~ N(0, I), under `condition` (`{name: value or values}`)."""
         seed = self.seed_generator if seed is None else seed

@@ -1,5 +1,7 @@
 """The variational autoencoder model."""
 
+import functools
+
 import keras
 import numpy as np
 from keras import ops
@@ -8,6 +10,17 @@ from keras_vae import likelihoods, names, networks, schedules
 from keras_vae.datasets.batching import numpy_batches
 from keras_vae.ops.kl import free_bits_kl, gaussian_kl
 from keras_vae.trainers import VAETrainer, scale_loss_for_replicas
+
+
+def returns_numpy(method):
+    """`method` with its tensors returned as NumPy arrays (tuples stay tuples)."""
+
+    @functools.wraps(method)
+    def run(*args, **kwargs):
+        outputs = method(*args, **kwargs)
+        return keras.tree.map_structure(lambda tensor: np.asarray(ops.convert_to_numpy(tensor)), outputs)
+
+    return run
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -119,9 +132,21 @@ class VAE(VAETrainer, keras.Model):
         """What the decoder is called on: `z` here; `x` is the data being scored (teacher forcing)."""
         return z
 
-    def encode(self, x, training=False):
-        """The posterior q(z|x): `(z_mean, z_log_var)`."""
+    def posterior(self, x, training=False):
+        """The posterior q(z|x) as tensors `(z_mean, z_log_var)`, for compiled or exported functions.
+
+        `encode` is the same as NumPy arrays.
+        """
         return self._posterior(*self._split_inputs(x), training=training)
+
+    # The public inference methods return NumPy arrays, as `Model.predict` does:
+    # the same type on every backend (a PyTorch tensor that requires grad
+    # refuses `np.asarray`). Compiled code uses `posterior`, `decoder` and
+    # `likelihood` on tensors instead.
+    @returns_numpy
+    def encode(self, x, training=False):
+        """The posterior q(z|x): `(z_mean, z_log_var)`, two arrays `(batch, latent_dim)`."""
+        return self.posterior(x, training=training)
 
     def _posterior(self, x, condition, training=False):
         outputs = self.encoder(self._encoder_inputs(x, condition), training=training)
@@ -137,20 +162,24 @@ class VAE(VAETrainer, keras.Model):
         epsilon = keras.random.normal(ops.shape(z_mean), dtype=z_mean.dtype, seed=self.seed_generator)
         return z_mean + ops.exp(0.5 * z_log_var) * epsilon
 
+    @returns_numpy
     def embed(self, x):
-        """The deterministic code of `x`: the posterior mean."""
-        return self.encode(x)[0]
+        """The deterministic code of `x`: the posterior mean, an array `(batch, latent_dim)`."""
+        return self.posterior(x)[0]
 
+    @returns_numpy
     def decode(self, z):
-        """The mean of p(x|z), e.g. pixel probabilities for a Bernoulli likelihood."""
+        """The mean of p(x|z), e.g. pixel probabilities for a Bernoulli likelihood: an array shaped like x."""
         return self.likelihood.mean(self.decoder(z))
 
+    @returns_numpy
     def reconstruct(self, x):
-        """The decoded mean of the posterior mean of `x` (deterministic)."""
+        """The decoded mean of the posterior mean of `x` (deterministic): an array shaped like x."""
         return self.decode(self.embed(x))
 
+    @returns_numpy
     def sample(self, n, seed=None):
-        """`n` draws of the likelihood's mean at z ~ N(0, I)."""
+        """`n` draws of the likelihood's mean at z ~ N(0, I): an array `(n, *x.shape[1:])`."""
         seed = self.seed_generator if seed is None else seed
         z = keras.random.normal((n, self.latent_dim), seed=seed)
         return self.decode(z)

@@ -87,6 +87,15 @@ class BaseVAETrainer:
         self._encoder_variable_ids = None
 
     # ------------------------------------------------ what the model provides
+    # The parts a training iteration steps on (a compiled step each), and those whose
+    # step returns its batch loss rather than the running metrics.
+    _step_parts = names.PARTS
+    _loss_only_parts = (names.ENCODER,)
+
+    def _part_of(self, variable):
+        """The part whose step updates `variable`: the encoder's or (every other variable) the decoder's."""
+        return names.ENCODER if self._is_encoder_variable(variable) else names.DECODER
+
     def _step_loss(self, x, part):
         raise NotImplementedError
 
@@ -104,7 +113,7 @@ class BaseVAETrainer:
     def make_train_function(self, force=False):
         if self.train_function is not None and not force:
             return self.train_function
-        self._part_steps = {part: self._compile_part_step(part) for part in names.PARTS}
+        self._part_steps = {part: self._compile_part_step(part) for part in self._step_parts}
         self.train_function = self._keras_train_function()
         return self.train_function
 
@@ -149,7 +158,7 @@ class BaseVAETrainer:
         return [
             i
             for i, variable in enumerate(self.trainable_variables)
-            if part == names.JOINT or (part == names.ENCODER) == self._is_encoder_variable(variable)
+            if part == names.JOINT or self._part_of(variable) == part
         ]
 
     def _trainable_variables_of(self, part):
@@ -189,7 +198,12 @@ class BaseVAETrainer:
         """
         if kwargs.get("sample_weight") is not None or kwargs.get("class_weight") is not None:
             raise ValueError("VAE does not weight examples: remove `sample_weight` (or `class_weight`) from fit().")
+        self._check_first_batch(x, batch_size)
         callbacks = list(callbacks or [])
+        if "shuffle" not in kwargs and not all(hasattr(leaf, "__array__") for leaf in keras.tree.flatten(x)):
+            # Keras shuffles only arrays, and warns on every fit when its default
+            # shuffle=True meets a tf.data pipeline, PyDataset or generator.
+            kwargs["shuffle"] = False
         if self.aggressive:
             if validation_split:
                 raise ValueError(
@@ -226,6 +240,14 @@ class BaseVAETrainer:
             )
         finally:
             self._encoder_batches = None
+
+    def _check_first_batch(self, x, batch_size):
+        """The likelihood's `check_data` on the first batch of `x` (a one-shot iterator is not read ahead)."""
+        if not self.likelihood.checks_data or isinstance(x, collections.abc.Iterator):
+            return
+        for batch in batching.numpy_batches(x, batch_size or 32):
+            self.likelihood.check_data(batch["x"] if isinstance(batch, dict) else batch)
+            return
 
     def train_part_on_batch(self, x, part):
         """One gradient step on `part` (`"encoder"`, `"decoder"` or `"joint"`) of the batch `x`.

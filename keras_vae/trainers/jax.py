@@ -56,7 +56,7 @@ class VAETrainer(BaseVAETrainer):
             for i, value in zip(owned, new_values, strict=True):
                 trainable[i] = value
 
-        if part == names.ENCODER:
+        if part in self._loss_only_parts:
             logs = loss
         else:
             with keras.StatelessScope(state_mapping=list(zip(self.metrics_variables, metrics_values, strict=True))):

@@ -1,10 +1,12 @@
-"""One optimizer object that holds the encoder's and the decoder's optimizers.
+"""One optimizer object that holds an optimizer per part of a model (encoder, decoder, discriminator, ...).
 
 Aggressive training (He et al., 2019) updates the encoder alone, then the decoder
-alone, so each needs its own optimizer state: masking gradients of a single Adam
-would still move the masked weights through its moment estimates. Keras trains
-and saves `model.optimizer`, so this wrapper puts both there: their variables
-travel in the JAX train state, and a `.keras` file restores each one's state.
+alone, and a VAE-GAN (Larsen et al., 2016) steps its encoder, decoder and
+discriminator on three losses, so each part needs its own optimizer state:
+masking gradients of a single Adam would still move the masked weights through
+its moment estimates. Keras trains and saves `model.optimizer`, so this wrapper
+puts them all there: their variables travel in the JAX train state, and a
+`.keras` file restores each one's state.
 """
 
 import keras
@@ -19,22 +21,21 @@ def _copy(optimizer):
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
-class EncoderDecoderOptimizer(keras.optimizers.Optimizer):
-    """Routes each gradient to the encoder's or the decoder's optimizer.
+class MultiPartOptimizer(keras.optimizers.Optimizer):
+    """Routes each gradient to the optimizer of the model part that owns its variable.
 
-    The model that owns it sets `is_encoder_variable` (done by `VAE.compile`);
-    every trainable variable for which it is false (decoder, learned likelihood
-    parameters) belongs to the decoder's optimizer. Setting `learning_rate` sets
-    it on both, so Keras's learning-rate callbacks work unchanged.
-
-    `iterations` counts training iterations: the decoder's optimizer takes one
-    step per iteration in every mode, the encoder's takes more in aggressive mode.
+    The model that owns it sets `part_of(variable) -> part name` (its
+    `compile` does). Setting `learning_rate` sets it on every part's optimizer,
+    so Keras's learning-rate callbacks work unchanged; `iterations` is the
+    `counting_part`'s, which takes one step per training iteration. Part `p`'s
+    optimizer is the attribute `p_optimizer` (the name its state has in a
+    `.keras` file).
 
     Why not `keras.optimizers.MultiOptimizer` (measured on Keras 3.15.1)? It
     restores its optimizers' state from a `.keras` file as this class does
     (same optimizer variables after loading, same weights after training on, on
-    TensorFlow and JAX), but a VAE's steps need what it lacks, and a subclass
-    would override nearly all of it:
+    TensorFlow and JAX), but a multi-part model's steps need what it lacks, and
+    a subclass would override nearly all of it:
 
     - A step on one part: its `apply` raises unless it gets a gradient for
       every variable it was built on.
@@ -54,77 +55,90 @@ class EncoderDecoderOptimizer(keras.optimizers.Optimizer):
       trainer's stateless step on one part.
 
     Args:
-        encoder_optimizer: optimizer or name for the inference network φ;
-            `None` for a copy of the decoder's (same configuration, own state).
-        decoder_optimizer: optimizer or name for the generative model θ.
-            Defaults to `"adam"`.
+        optimizers: dict, part name → optimizer or name, in the order the
+            parts' optimizer variables are laid out.
+        counting_part: the part whose `iterations` this optimizer reports.
+            Defaults to the last part.
     """
 
-    def __init__(self, encoder_optimizer=None, decoder_optimizer=names.ADAM, name="encoder_decoder_optimizer"):
+    def __init__(self, optimizers, counting_part=None, name="multi_part_optimizer"):
         super().__init__(learning_rate=0.0, name=name)
-        self.decoder_optimizer = keras.optimizers.get(decoder_optimizer)
-        if encoder_optimizer is None or encoder_optimizer is self.decoder_optimizer:
-            encoder_optimizer = _copy(self.decoder_optimizer)
-        self.encoder_optimizer = keras.optimizers.get(encoder_optimizer)
-        self.is_encoder_variable = None
+        if not optimizers:
+            raise ValueError("MultiPartOptimizer needs at least one part: pass {'encoder': ..., ...}.")
+        self.part_names = tuple(optimizers)
+        for part, optimizer in optimizers.items():
+            setattr(self, f"{part}_optimizer", keras.optimizers.get(optimizer))
+        self.counting_part = counting_part or self.part_names[-1]
+        if self.counting_part not in self.part_names:
+            raise ValueError(f"`counting_part` must be one of {self.part_names}; got {self.counting_part!r}.")
+        self.part_of = None
+
+    @property
+    def part_optimizers(self):
+        """`{part: optimizer}`, in the parts' order."""
+        return {part: getattr(self, f"{part}_optimizer") for part in self.part_names}
+
+    def _split(self, var_list):
+        if self.part_of is None:
+            raise ValueError(
+                f"{type(self).__name__} does not know which part each variable belongs to: "
+                "compile the model with its own compile() (VAE.compile, VAEGAN.compile)."
+            )
+        split = {part: [] for part in self.part_names}
+        for variable in var_list:
+            part = self.part_of(variable)
+            if part not in split:
+                raise ValueError(f"A variable of part {part!r} has no optimizer here: the parts are {self.part_names}.")
+            split[part].append(variable)
+        return split
 
     def build(self, var_list):
         if self.built:
             return
-        if self.is_encoder_variable is None:
-            raise ValueError(
-                "EncoderDecoderOptimizer does not know which variables belong to "
-                "the encoder: compile the model with VAE.compile()."
-            )
-        self.encoder_optimizer.build([v for v in var_list if self.is_encoder_variable(v)])
-        self.decoder_optimizer.build([v for v in var_list if not self.is_encoder_variable(v)])
+        for part, variables in self._split(var_list).items():
+            self.part_optimizers[part].build(variables)
         super().build(var_list)
 
     # `_variables` and `_trainable_variables` are the base Optimizer's own
     # lists (its variables; what it was built on), as Keras's MultiOptimizer uses them.
     @property
     def variables(self):
-        return self._variables + self.encoder_optimizer.variables + self.decoder_optimizer.variables
+        return self._variables + [v for optimizer in self.part_optimizers.values() for v in optimizer.variables]
 
     def parts(self):
-        """`{"encoder": (optimizer, slice), "decoder": ...}`: each sub-optimizer and
-        where its variables sit in `variables` (for stateless JAX updates)."""
-        start = len(self._variables)
-        middle = start + len(self.encoder_optimizer.variables)
-        end = middle + len(self.decoder_optimizer.variables)
-        return {
-            names.ENCODER: (self.encoder_optimizer, slice(start, middle)),
-            names.DECODER: (self.decoder_optimizer, slice(middle, end)),
-        }
+        """`{part: (optimizer, slice)}`: each part's optimizer and where its variables sit in
+        `variables` (for stateless JAX updates)."""
+        slices, start = {}, len(self._variables)
+        for part, optimizer in self.part_optimizers.items():
+            end = start + len(optimizer.variables)
+            slices[part] = (optimizer, slice(start, end))
+            start = end
+        return slices
 
     def apply(self, grads, trainable_variables=None):
         if trainable_variables is None:
             trainable_variables = self._trainable_variables
         if not self.built:
             raise ValueError(
-                "EncoderDecoderOptimizer must be built on all of the model's trainable "
+                f"{type(self).__name__} must be built on all of the model's trainable "
                 "variables before a step updates only some of them: call "
                 "optimizer.build(model.trainable_variables) first."
             )
-        routed = {True: ([], []), False: ([], [])}
-        for grad, variable in zip(grads, trainable_variables, strict=True):
-            gradients, variables = routed[bool(self.is_encoder_variable(variable))]
-            gradients.append(grad)
-            variables.append(variable)
-        for is_encoder, optimizer in ((True, self.encoder_optimizer), (False, self.decoder_optimizer)):
-            if routed[is_encoder][1]:
-                optimizer.apply(*routed[is_encoder])
+        gradient_of = {id(variable): grad for grad, variable in zip(grads, trainable_variables, strict=True)}
+        for part, variables in self._split(trainable_variables).items():
+            if variables:
+                self.part_optimizers[part].apply([gradient_of[id(v)] for v in variables], variables)
 
     @property
     def iterations(self):
-        return self.decoder_optimizer.iterations
+        return self.part_optimizers[self.counting_part].iterations
 
     def finalize_variable_values(self, var_list):
-        for is_encoder, optimizer in ((True, self.encoder_optimizer), (False, self.decoder_optimizer)):
-            optimizer.finalize_variable_values([v for v in var_list if bool(self.is_encoder_variable(v)) == is_encoder])
+        for part, variables in self._split(var_list).items():
+            self.part_optimizers[part].finalize_variable_values(variables)
 
-    # The sub-optimizers save and load their own variables (Keras visits them as
-    # attributes), so this object stores only its own (unused) base variables.
+    # The parts' optimizers save and load their own variables (Keras visits them
+    # as attributes), so this object stores only its own (unused) base variables.
     def save_own_variables(self, store):
         for i, variable in enumerate(self._variables):
             store[str(i)] = variable.numpy()
@@ -135,12 +149,66 @@ class EncoderDecoderOptimizer(keras.optimizers.Optimizer):
 
     @property
     def learning_rate(self):
-        return self.decoder_optimizer.learning_rate
+        return self.part_optimizers[self.counting_part].learning_rate
 
     @learning_rate.setter
     def learning_rate(self, value):
-        self.encoder_optimizer.learning_rate = value
-        self.decoder_optimizer.learning_rate = value
+        for optimizer in self.part_optimizers.values():
+            optimizer.learning_rate = value
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "optimizers": {part: keras.optimizers.serialize(o) for part, o in self.part_optimizers.items()},
+            "counting_part": self.counting_part,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        config["optimizers"] = {
+            part: keras.optimizers.deserialize(o, custom_objects=custom_objects)
+            for part, o in config["optimizers"].items()
+        }
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class EncoderDecoderOptimizer(MultiPartOptimizer):
+    """A VAE's `MultiPartOptimizer`: the encoder's and the decoder's optimizers.
+
+    The model that owns it sets `is_encoder_variable` (done by `VAE.compile`);
+    every trainable variable for which it is false (decoder, learned likelihood
+    parameters) belongs to the decoder's optimizer. `iterations` counts
+    training iterations: the decoder's optimizer takes one step per iteration
+    in every mode, the encoder's takes more in aggressive mode.
+
+    Args:
+        encoder_optimizer: optimizer or name for the inference network φ;
+            `None` for a copy of the decoder's (same configuration, own state).
+        decoder_optimizer: optimizer or name for the generative model θ.
+            Defaults to `"adam"`.
+    """
+
+    def __init__(self, encoder_optimizer=None, decoder_optimizer=names.ADAM, name="encoder_decoder_optimizer"):
+        decoder_optimizer = keras.optimizers.get(decoder_optimizer)
+        if encoder_optimizer is None or encoder_optimizer is decoder_optimizer:
+            encoder_optimizer = _copy(decoder_optimizer)
+        super().__init__(
+            {names.ENCODER: encoder_optimizer, names.DECODER: decoder_optimizer},
+            counting_part=names.DECODER,
+            name=name,
+        )
+        self.is_encoder_variable = None
+
+    @property
+    def is_encoder_variable(self):
+        return self._is_encoder_variable
+
+    @is_encoder_variable.setter
+    def is_encoder_variable(self, function):
+        self._is_encoder_variable = function
+        self.part_of = None if function is None else lambda v: names.ENCODER if function(v) else names.DECODER
 
     def get_config(self):
         return {

@@ -10,7 +10,6 @@ import functools
 import keras
 import tensorflow as tf
 
-from keras_vae import names
 from keras_vae.trainers.base import BaseVAETrainer
 
 
@@ -29,7 +28,7 @@ class VAETrainer(BaseVAETrainer):
             # see every variable, not only this part's.
             self.optimizer.build(self.trainable_variables)
         self.optimizer.apply(tape.gradient(scaled_loss, variables), variables)
-        return loss if part == names.ENCODER else self.get_metrics_result()
+        return loss if part in self._loss_only_parts else self.get_metrics_result()
 
     def _distributed_step(self, data, part):
         strategy = self.distribute_strategy

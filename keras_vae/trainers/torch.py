@@ -5,7 +5,6 @@ import functools
 import keras
 import torch
 
-from keras_vae import names
 from keras_vae.trainers.base import BaseVAETrainer
 
 
@@ -17,7 +16,7 @@ class VAETrainer(BaseVAETrainer):
         loss.backward()
         with torch.no_grad():
             self.optimizer.apply([v.value.grad for v in variables], variables)
-        return loss.detach() if part == names.ENCODER else self.get_metrics_result()
+        return loss.detach() if part in self._loss_only_parts else self.get_metrics_result()
 
     def _compile_part_step(self, part):
         # The variables looked up once: walking the layers for them on every step costs time.
