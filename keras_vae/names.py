@@ -29,6 +29,11 @@ ACTIVE_UNITS = "active_units"
 MUTUAL_INFO = "mutual_info"  # on a probe set (LatentDynamics)
 VAL_MUTUAL_INFO = "val_mutual_info"  # on validation data (the aggressive-training switch)
 
+# CollapseMonitor's remedies: switch on aggressive training, or raise free bits.
+REMEDY_AGGRESSIVE = AGGRESSIVE
+REMEDY_FREE_BITS = "free-bits"
+COLLAPSE_REMEDIES = (REMEDY_AGGRESSIVE, REMEDY_FREE_BITS)
+
 # β (KL weight) schedules and learning-rate schedules (`keras_vae.schedules`).
 BETA_CONSTANT = "constant"
 BETA_LINEAR = "linear"

@@ -4,10 +4,12 @@ Figures are made with `matplotlib.figure.Figure`, not pyplot: no display, no
 global backend switch, nothing left open in a notebook's pyplot state.
 """
 
+import importlib.util
+
 import numpy as np
 
 from keras_vae.files import atomic_path
-from keras_vae.names import PROJECTIONS
+from keras_vae.names import PROJECTIONS, UMAP
 
 
 def _figure(rows, columns, figsize, **kwargs):
@@ -77,11 +79,9 @@ def check_projection(projection):
     """Raises a one-line ImportError (how to install it) if `projection` is "umap" and umap-learn is missing."""
     if projection not in PROJECTIONS:
         raise ValueError(f"`projection` must be one of {PROJECTIONS}; got {projection!r}.")
-    if projection == "umap":
-        try:
-            import umap  # noqa: F401
-        except ImportError:
-            raise ImportError(UMAP_MISSING) from None
+    # Found, not imported: importing umap-learn compiles with numba for seconds.
+    if projection == UMAP and importlib.util.find_spec("umap") is None:
+        raise ImportError(UMAP_MISSING)
 
 
 def project_2d(z, projection="pca", seed=0):

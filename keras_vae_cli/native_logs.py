@@ -3,8 +3,10 @@
 TensorFlow 2.21 logs through absl before absl is initialized, so those lines go
 to file descriptor 2 whatever `TF_CPP_MIN_LOG_LEVEL` says: notes on oneDNN, "Could
 not find cuda drivers", and an error line when there is no GPU to initialize.
-`filtered()` passes the process's stderr through a pipe and drops exactly these;
-every other line (Python's, or a real TensorFlow error) goes through unchanged.
+`filtered()` passes the process's stderr through a pipe and drops absl's note
+about it, every native INFO and WARNING line (what `TF_CPP_MIN_LOG_LEVEL=2`
+hides once absl is initialized), and the CUDA-probing error; every other line
+(Python's, or a real TensorFlow error) goes through unchanged.
 `--verbose` turns all of this off.
 """
 

@@ -130,10 +130,27 @@ def test_collapse_monitor_remedy_acts_on_an_early_collapse_and_records_why(tmp_p
         # The retraced step counts each dimension's KL as at least the new floor: 3 × 0.25 nats above the reconstruction.
         penalty = np.asarray(history["loss"]) - np.asarray(history["reconstruction_loss"])
         np.testing.assert_allclose(penalty, [0.0, 0.75], atol=1e-3)
+    # Resumed (a new monitor over the same run directory, the model from its checkpoint): the remedy stays in force.
+    resumed = keras.saving.load_model(save(vae, tmp_path / "checkpoint.keras"))
+    monitor = callbacks.CollapseMonitor(x, remedy=remedy, train_data=x, output_dir=tmp_path, batch_size=32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", callbacks.PosteriorCollapseWarning)
+        history = resumed.fit(x, epochs=3, initial_epoch=2, batch_size=32, verbose=0, callbacks=[monitor]).history
+    saved = json.loads((tmp_path / "collapse_monitor.json").read_text())
+    assert [record["epoch"] for record in saved["records"]] == [1, 2, 3] and len(saved["events"]) == 1
+    if remedy == "aggressive":
+        assert history["aggressive"] == [1.0] and history["encoder_steps"][0] >= 1
+    else:
+        assert resumed.free_bits == 0.25
     healthy_monitor = callbacks.CollapseMonitor(x, remedy=remedy, train_data=x)
     assert not healthy_monitor.remedy_applied
     with pytest.raises(ValueError, match="train_data"):
         callbacks.CollapseMonitor(x, remedy="aggressive")
+
+
+def save(model, path):
+    model.save(path)
+    return path
 
 
 def test_log_variance_forces_split_the_gradient_into_its_two_parts(tmp_path, trained_vae):

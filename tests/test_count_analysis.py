@@ -4,6 +4,7 @@ AnnData / .npz written back with the counts untouched."""
 import json
 import os
 import sys
+import types
 
 import anndata
 import numpy as np
@@ -143,13 +144,26 @@ def test_a_umap_projection_without_the_extra_says_how_to_install_it(without_umap
         plotting.plot_latent_space(np.zeros((10, 3)), str(tmp_path / "latent.png"), projection="umap")
 
 
-@pytest.mark.slow  # umap-learn's first call compiles with numba for about a minute
-def test_the_umap_projection_draws_the_latent_space_where_the_extra_is_installed(tmp_path):
-    pytest.importorskip("umap")
+class FakeUMAP:
+    """umap-learn's interface (CI does not install the extra: its numba compilation takes a minute)."""
+
+    calls = []
+
+    def __init__(self, n_components, n_neighbors, random_state):
+        self.calls.append({"n_components": n_components, "n_neighbors": n_neighbors, "random_state": random_state})
+
+    def fit_transform(self, z):
+        return np.asarray(z)[:, :2] * 2.0
+
+
+def test_the_umap_projection_calls_umap_learn_and_draws_the_latent_space(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "umap", types.SimpleNamespace(UMAP=FakeUMAP, __spec__=object()))
+    plotting.check_projection("umap")  # the extra counts as installed
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, 120)
     z = 5.0 * np.eye(3)[labels] + rng.normal(size=(120, 3))
-    points = plotting.project_2d(z, "umap")
-    assert points.shape == (120, 2) and np.all(np.isfinite(points))
+    points = plotting.project_2d(z, "umap", seed=7)
+    np.testing.assert_allclose(points, z[:, :2] * 2.0)
+    assert FakeUMAP.calls[-1] == {"n_components": 2, "n_neighbors": 15, "random_state": 7}
     path = plotting.plot_latent_space(z, str(tmp_path / "latent.png"), labels=labels, projection="umap")
     assert os.path.getsize(path) > 0

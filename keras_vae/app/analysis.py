@@ -27,8 +27,8 @@ def check_run(run_dir, replicates=10, max_examples=None, seed=0, output_dir=None
             f"{run_dir} models text or has an autoregressive decoder; keras-vae check compares per-feature "
             "statistics of count, binary or real-valued data: run it on such a run."
         )
+    vae, which = runs.load_model(run_dir)  # before the data: a damaged model is reported at once
     data = build.load_data(train_config)
-    vae, which = runs.load_model(run_dir)
     check = predictive.posterior_predictive_check(
         vae,
         data.test,
@@ -90,8 +90,8 @@ def latent_figures(run_dir, projection):
 
     plotting.check_projection(projection)
     train_config = runs.read_config(run_dir)
-    data = build.load_data(train_config)
     vae, _ = runs.load_model(run_dir)
+    data = build.load_data(train_config)
     probe_x, labels = data.probe(runs.PROBE_SIZE)
     z_mean, _ = latent.encode_data(vae, probe_x, batch_size=train_config.batch_size)
     colourings = {"label": labels} if labels is not None else {}

@@ -206,7 +206,7 @@ def train(**options):
     click.echo(f"trained to epoch {summary['epochs']}; this session trained for {summary['train_seconds']:.0f} s")
     click.echo(
         f"run directory: {run_dir} (model.keras, config.json, history.csv, training_curves.png, "
-        "diagnosis.txt, summary.json, diagnostics/, checkpoints/)"
+        "diagnosis.txt, assessment.json, summary.json, diagnostics/, checkpoints/)"
     )
     click.echo(f"next: keras-vae evaluate {run_dir}; keras-vae sample {run_dir}")
 
@@ -391,6 +391,11 @@ def export(run_dir, out_dir, overwrite, export_format, backend, quiet, verbose):
     appears only once the export has been reloaded and every endpoint matched the model.
     """
     runs.check_export(run_dir, out_dir, overwrite)
+    if export_format == hub.ONNX:
+        try:
+            hub.onnx_format.check_installed()
+        except hub.ExportError as error:
+            raise BadInput(str(error)) from None
     _select_backend(backend)
     vae, which = runs.load_model(run_dir)
     start = time.perf_counter()

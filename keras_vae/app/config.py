@@ -121,10 +121,9 @@ class TrainConfig:
         try:
             with open(path) as file:
                 values = dict(json.load(file)[SECTION])
-            if values.pop("scale_learning_rate", False):  # runs before --reference-batch-size
-                raise ValueError(
-                    f"it scales the learning rate with --scale-learning-rate; {SCALE_LEARNING_RATE_REMOVED}"
-                )
+            # Runs from before --reference-batch-size: their scaled learning rate is in the saved
+            # optimizer, which evaluating, sampling or resuming them reads; the key itself is gone.
+            values.pop("scale_learning_rate", None)
             unknown = sorted(set(values) - {field.name for field in dataclasses.fields(cls)})
             if unknown:
                 raise ValueError(f"unknown keys {', '.join(unknown)}")
@@ -156,10 +155,12 @@ class TrainConfig:
         except ImportError as error:
             raise ConfigError(str(error)) from None
         self._check_optimizer()
-        if self.model == names.VAE_GAN and (self.aggressive or self.condition):
+        if self.model == names.VAE_GAN and (
+            self.aggressive or self.condition or self.collapse_remedy == names.REMEDY_AGGRESSIVE
+        ):
             raise ConfigError(
                 "--model vae-gan trains its encoder on its own loss and takes no condition: "
-                "drop --aggressive and --condition, or use --model vae."
+                "drop --aggressive, --collapse-remedy aggressive and --condition, or use --model vae."
             )
 
     def _check_optimizer(self):

@@ -70,6 +70,14 @@ def embed_file(
     if unknown:
         raise DataError(f"The model has no condition {unknown[0]!r}; it was trained with {conditions}.")
     reader = _Rows(input_path, conditions)
+    for name, text_categories in reader.text_categories.items():
+        # Text categories are numbered in sorted order, as training numbered its own: only the same set maps alike.
+        if len(text_categories) != vae.conditions[name]:
+            raise DataError(
+                f"{input_path}: condition {name!r} has {len(text_categories)} categories ({', '.join(text_categories[:5])}"
+                f"{', ...' if len(text_categories) > 5 else ''}) and the model was trained on {vae.conditions[name]}: "
+                "embed a table with the training data's categories, or write them as the training indices."
+            )
     latent, normalized, changed = [], [], []
     progress = keras.utils.Progbar(reader.num_rows, unit_name="row") if verbose else None
     for start in range(0, reader.num_rows, batch_size):
@@ -139,15 +147,18 @@ class _Rows:
             except (OSError, ValueError, KeyError) as error:
                 raise DataError(f"Cannot read {path} as AnnData ({error}); write it with AnnData.write_h5ad.") from None
             self.num_rows, self.counts = self.backed.n_obs, None
-            self.values = {}
+            self.values, self.text_categories = {}, {}
             for name in conditions:
                 if name not in self.backed.obs:
                     raise DataError(f"{path} has no obs column {name!r} for the condition: add it.")
                 values = np.asarray(self.backed.obs[name])
-                self.values[name] = values if values.dtype.kind in "biuf" else tables._column_values(values)
+                if values.dtype.kind not in "biuf":
+                    self.text_categories[name] = sorted(set(values.astype(str)))
+                    values = tables.column_values(values)
+                self.values[name] = values
         elif path.lower().endswith(".csv"):
             arrays = tables.read_table(path, conditions)
-            self.backed, self.counts = None, arrays["x_train"]
+            self.backed, self.counts, self.text_categories = None, arrays["x_train"], {}
             self.num_rows = len(self.counts)
             self.values = {name: arrays[name] for name in conditions}
         else:

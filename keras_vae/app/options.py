@@ -149,8 +149,9 @@ OBJECTIVE_OPTIONS = group(
     option("--mi-patience", type=COUNT, help="Epochs without higher I(x; z) before aggressive mode ends."),
     option(
         "--collapse-remedy",
-        type=click.Choice(["none", "aggressive", "free-bits"]),
-        help="When the code collapses in the first 3 epochs: switch on aggressive training, or free bits of 0.25.",
+        type=click.Choice(["none", *names.COLLAPSE_REMEDIES]),
+        help="When the code collapses in the first epochs: switch on aggressive training, or raise free bits "
+        "(CollapseMonitor's remedy_within and free_bits).",
     ),
 )
 # The learning rate and the training budget.

@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 import zipfile
 
 import keras
@@ -36,10 +37,9 @@ from keras_vae.files import atomic_path, write_json
 from keras_vae.version import __version__
 from keras_vae_cli import preflight
 
-CONFIG = "config.json"
-MODEL = "model.keras"
+CONFIG, MODEL = preflight.CONFIG, preflight.MODEL
 HISTORY = "history.csv"
-CHECKPOINTS = "checkpoints"
+CHECKPOINTS = preflight.CHECKPOINTS
 DIAGNOSTICS = "diagnostics"
 CURVES = "training_curves.png"
 DIAGNOSIS = "diagnosis.txt"
@@ -47,7 +47,7 @@ SUMMARY = "summary.json"
 EVALUATION = "evaluation.json"
 ASSESSMENT = "assessment.json"
 DIAGNOSIS_FIGURE = "diagnosis.png"
-COLLAPSE_RECORDS = "collapse_monitor.json"
+COLLAPSE_RECORDS = callbacks.collapse.RECORDS_FILE
 LATENT_RECORDS = "latent_dynamics.json"
 VOCABULARY = "vocabulary.json"
 
@@ -273,15 +273,17 @@ def train(run, verbose=1, log=print, tensorboard_dir=None, tracking=()):
     keras.utils.set_random_seed(config.seed + run.initial_epoch)
     start_time = time.perf_counter()
     try:
-        run.vae.fit(
-            datasets.train,
-            epochs=config.epochs,
-            initial_epoch=run.initial_epoch,
-            validation_data=datasets.validation if datasets.validation is not None else datasets.test,
-            shuffle=False,  # the pipeline reshuffles every epoch
-            verbose=1 if verbose else 0,
-            callbacks=[*watchers, checkpoint],
-        )
+        with warnings.catch_warnings():
+            warnings.showwarning = _collapse_warnings_to(log, warnings.showwarning)
+            run.vae.fit(
+                datasets.train,
+                epochs=config.epochs,
+                initial_epoch=run.initial_epoch,
+                validation_data=datasets.validation if datasets.validation is not None else datasets.test,
+                shuffle=False,  # the pipeline reshuffles every epoch
+                verbose=1 if verbose else 0,
+                callbacks=[*watchers, checkpoint],
+            )
     except callbacks.NonFiniteLossError as error:
         last = latest_checkpoint(run_dir)
         kept = (
@@ -294,6 +296,18 @@ def train(run, verbose=1, log=print, tensorboard_dir=None, tracking=()):
         ) from None
     run.history, run.latent_records = checkpoint.history, latent.records
     return time.perf_counter() - start_time
+
+
+def _collapse_warnings_to(log, show):
+    """A `warnings.showwarning` that gives the collapse monitor's warning to `log` as one line, others to `show`."""
+
+    def show_warning(message, category, *args, **kwargs):
+        if issubclass(category, callbacks.PosteriorCollapseWarning):
+            log(f"warning: {message}")
+        else:
+            show(message, category, *args, **kwargs)
+
+    return show_warning
 
 
 def finish(run, seconds):

@@ -1,5 +1,6 @@
 """`CollapseMonitor`: the latent code assessed every epoch; a plain-words warning on collapse, and optionally a remedy."""
 
+import json
 import os
 import warnings
 
@@ -8,13 +9,13 @@ import keras
 from keras_vae.datasets import batching
 from keras_vae.evaluation import assessment
 from keras_vae.files import write_json
+from keras_vae.names import COLLAPSE_REMEDIES as REMEDIES
+from keras_vae.names import REMEDY_AGGRESSIVE, REMEDY_FREE_BITS
 from keras_vae.trainers.aggressive import AggressiveTrainingSwitch
 
-REMEDY_AGGRESSIVE = "aggressive"
-REMEDY_FREE_BITS = "free-bits"
-REMEDIES = (REMEDY_AGGRESSIVE, REMEDY_FREE_BITS)
 # The verdicts that mean the code carries nothing the decoder uses.
 COLLAPSE_VERDICTS = (assessment.COLLAPSED, assessment.FORCED)
+RECORDS_FILE = "collapse_monitor.json"
 
 
 class PosteriorCollapseWarning(UserWarning):
@@ -112,7 +113,7 @@ class CollapseMonitor(keras.callbacks.Callback):
         elif logs is not None and self.remedy == REMEDY_AGGRESSIVE:  # the same columns in every epoch's logs
             logs.setdefault("aggressive", float(self.model.is_aggressive()))
             logs.setdefault("encoder_steps", 0.0)
-        if collapsed and self.remedy and not self.events and epoch + 1 <= self.remedy_within:
+        if collapsed and not self.events and epoch + 1 <= self.remedy_within and self._remedy_would_act(result):
             self._apply_remedy(epoch, result)
         if logs is not None and self.remedy:
             logs["remedy"] = float(self.remedy_applied)
@@ -128,6 +129,31 @@ class CollapseMonitor(keras.callbacks.Callback):
             )
         self._write()
 
+    def _remedy_would_act(self, result):
+        if self.remedy == REMEDY_AGGRESSIVE:
+            return not self.model.is_aggressive()
+        # Free bits that already hold a code up (the "forced" verdict) are not raised further.
+        return (
+            self.remedy == REMEDY_FREE_BITS
+            and result.verdict != assessment.FORCED
+            and self.free_bits > self.model.free_bits
+        )
+
+    def _install_aggressive_switch(self):
+        model = self.model
+        model._encoder_batches = batching.random_batches(self.train_data, self.batch_size)
+        self._switch = AggressiveTrainingSwitch(self.data, patience=model.mi_patience, batch_size=self.batch_size)
+        self._switch.set_model(model)
+
+    def on_train_begin(self, logs=None):
+        # A resumed run: its earlier verdicts and remedy, and the remedy still in force.
+        if self.output_dir and not self.records and os.path.isfile(os.path.join(self.output_dir, RECORDS_FILE)):
+            with open(os.path.join(self.output_dir, RECORDS_FILE)) as file:
+                saved = json.load(file)
+            self.records, self.events = saved["records"], saved["events"]
+            if any(event["remedy"] == REMEDY_AGGRESSIVE for event in self.events) and self.model.is_aggressive():
+                self._install_aggressive_switch()
+
     def _apply_remedy(self, epoch, result):
         model = self.model
         reason = f"{result.verdict}: {result.mutual_info_text()}, decoder gap {result.decoder_gap:.2f} nats"
@@ -135,12 +161,11 @@ class CollapseMonitor(keras.callbacks.Callback):
             model.aggressive_mode.assign(1)
             model.best_mutual_info.assign(-1e9)
             model.epochs_without_mi_gain.assign(0)
-            model._encoder_batches = batching.random_batches(self.train_data, self.batch_size)
-            self._switch = AggressiveTrainingSwitch(self.data, patience=model.mi_patience, batch_size=self.batch_size)
-            self._switch.set_model(model)
+            self._install_aggressive_switch()
             action = "aggressive encoder training switched on"
         else:
             model.free_bits = float(self.free_bits)
+            model._compile_arguments["free_bits"] = model.free_bits  # saved with the model: a resumed run keeps it
             model.make_train_function(force=True)  # the steps were traced with the old free bits
             action = f"free bits raised to {self.free_bits:g} nats per dimension"
         self.events.append({"epoch": epoch + 1, "remedy": self.remedy, "action": action, "reason": reason})
@@ -153,6 +178,4 @@ class CollapseMonitor(keras.callbacks.Callback):
     def _write(self):
         if self.output_dir:
             os.makedirs(self.output_dir, exist_ok=True)
-            write_json(
-                os.path.join(self.output_dir, "collapse_monitor.json"), {"records": self.records, "events": self.events}
-            )
+            write_json(os.path.join(self.output_dir, RECORDS_FILE), {"records": self.records, "events": self.events})

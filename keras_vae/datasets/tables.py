@@ -72,11 +72,11 @@ def _read_csv(path, conditions):
         )
     arrays = {"x_train": np.stack(features, axis=1)}
     if label is not None:
-        arrays["y_train"] = _column_values(table.column(label).to_numpy(), categorical=True)
+        arrays["y_train"] = column_values(table.column(label).to_numpy(), categorical=True)
     for name in conditions:
         if name not in table.column_names:
             raise DataError(f"{path} has no column {name!r} for the condition: add it, or drop the condition.")
-        arrays[name] = _column_values(table.column(name).to_numpy())
+        arrays[name] = column_values(table.column(name).to_numpy())
     return arrays
 
 
@@ -101,16 +101,16 @@ def _read_anndata(path, conditions):
     arrays = {"x_train": matrix}
     label = next((name for name in LABEL_COLUMNS if name in table.obs), None)
     if label is not None:
-        arrays["y_train"] = _column_values(np.asarray(table.obs[label]), categorical=True)
+        arrays["y_train"] = column_values(np.asarray(table.obs[label]), categorical=True)
     for name in conditions:
         if name not in table.obs:
             raise DataError(f"{path} has no obs column {name!r} for the condition: add it, or drop the condition.")
         values = np.asarray(table.obs[name])
-        arrays[name] = values if values.dtype.kind in "biuf" else _column_values(values)
+        arrays[name] = values if values.dtype.kind in "biuf" else column_values(values)
     return arrays
 
 
-def _column_values(values, categorical=False):
+def column_values(values, categorical=False):
     """Values written as text: integers where every value is one (or `categorical`), else floats; text
     that is not all numbers as the index of each value's category in sorted order."""
     texts = np.asarray(values).astype(str)

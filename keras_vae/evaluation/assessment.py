@@ -296,7 +296,13 @@ def judge(result):
     ]
     evidence = [
         f"{result.mutual_info_text()}: "
-        + (f"above {CODE_NATS} nats, informative" if informative else f"not above {CODE_NATS} nats: no information"),
+        + (
+            f"above {CODE_NATS} nats, informative"
+            if informative
+            else f"above {CODE_NATS} nats, but spread thin: no dimension is active"
+            if low > CODE_NATS
+            else f"not clearly above {CODE_NATS} nats: too little information"
+        ),
         f"decoder: log p(x|z) {result.log_likelihood_own:.2f} with its own z, {result.log_likelihood_shuffled:.2f} "
         f"with another example's, {result.log_likelihood_prior:.2f} with a prior draw; gap "
         f"{result.decoder_gap:.2f} nats per example (95% {result.decoder_gap_interval[0]:.2f} to "

@@ -67,10 +67,15 @@ class Diagnosis:
 
     @property
     def verdict(self):
-        """The assessment's verdict, or `healthy` / `needs attention` from the checklist alone."""
-        if self.assessment is not None:
-            return self.assessment.verdict
-        return "healthy" if self.healthy else "needs attention"
+        """The assessment's verdict, or `healthy` / `needs attention` from the checklist alone.
+
+        A healthy code whose decisive curve checks fail is not called healthy: `healthy` and `verdict` agree.
+        """
+        if self.assessment is None:
+            return "healthy" if self.healthy else "needs attention"
+        if self.assessment.healthy and not self.healthy:
+            return f"{self.assessment.verdict} code, but the training curves need attention"
+        return self.assessment.verdict
 
     def problems(self):
         return [check.problem or f"failed: {check.name}" for check in self.checks if not check.passed]
@@ -84,7 +89,7 @@ class Diagnosis:
             lines.append(f"σ² phases (median over the active dimensions): {spans}")
         if self.assessment is not None:
             lines += ["", "Latent code:", str(self.assessment), ""]
-            verdict = self.assessment.verdict
+            verdict = self.verdict
             ending = (
                 f"; the curves show: {'; '.join(problems)}" if problems else "; the training curves pass every check"
             )

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_vae.likelihoods.base import Likelihood, sum_over_features
+from keras_vae.likelihoods.base import Likelihood, random_seed, sum_over_features
 from keras_vae.likelihoods.count_sampling import negative_binomial_sample, poisson_sample, zero_inflated_sample
 
 # Written as Loader's (2000) saddle-point forms: the log-gammas
@@ -405,6 +405,8 @@ class ZeroInflatedNegativeBinomial(NegativeBinomial):
     def draw(self, decoded, uniform=None, condition=None, seed=None, library=None):
         """ZINB counts drawn with `seed` (an NB draw, zeroed with probability π), or the most probable."""
         decoded = ops.convert_to_tensor(decoded)
+        # One generator for both draws: an int seed given to each would make the zeros follow the NB's draws.
+        seed = None if seed is None else random_seed(seed)
         counts = super().draw(decoded[..., 0], uniform, condition, seed, library)
         if seed is not None:
             return zero_inflated_sample(counts, ops.sigmoid(decoded[..., 1]), seed)
