@@ -159,7 +159,7 @@ def main():
 
     from keras_vae import plotting
 
-    figure, axes = plotting._figure(1, len(grids), figsize=(4 * len(grids), 4.4))
+    figure, axes = plotting.new_figure(1, len(grids), figsize=(4 * len(grids), 4.4))
     for axis, (title, images) in zip(axes, grids.items(), strict=True):
         axis.imshow(plotting.image_grid(images, 8), cmap="gray", vmin=0, vmax=1)
         axis.set_title(title)

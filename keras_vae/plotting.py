@@ -12,7 +12,8 @@ from keras_vae.files import atomic_path
 from keras_vae.names import PROJECTIONS, UMAP
 
 
-def _figure(rows, columns, figsize, **kwargs):
+def new_figure(rows, columns, figsize, **kwargs):
+    """A matplotlib `Figure` (no pyplot state) and its `rows` × `columns` axes; `save_figure` writes it."""
     # Imported here: `import keras_vae` must not cost matplotlib's import.
     from matplotlib.figure import Figure
 
@@ -31,7 +32,7 @@ def plot_latent_dynamics(records, path, title=None):
     steps = [r["step"] for r in records]
     variance = np.asarray([r["variance_per_dim"] for r in records])
     kl = np.asarray([r["kl_per_dim"] for r in records])
-    figure, axes = _figure(1, 3, figsize=(15, 4))
+    figure, axes = new_figure(1, 3, figsize=(15, 4))
     axes[0].plot(steps, variance, linewidth=1)
     axes[0].set(yscale="log", xlabel="iteration", ylabel="mean encoder σ²", title="σ² per latent dimension")
     axes[1].plot(steps, kl, linewidth=1)
@@ -64,7 +65,7 @@ def image_grid(images, columns):
 
 def plot_images(images, path, title=None, columns=8):
     """A grid of images with values in [0, 1]."""
-    figure, axis = _figure(1, 1, figsize=(columns, -(-len(images) // columns)))
+    figure, axis = new_figure(1, 1, figsize=(columns, -(-len(images) // columns)))
     axis.imshow(image_grid(images, columns), cmap="gray", vmin=0, vmax=1)
     axis.axis("off")
     if title:
@@ -108,7 +109,7 @@ def plot_latent_space(z, path, labels=None, decoded_grid=None, title=None, proje
     """
     points = project_2d(z, projection)
     panels = 2 if decoded_grid is not None else 1
-    figure, axes = _figure(1, panels, figsize=(6 * panels, 5.5), squeeze=False)
+    figure, axes = new_figure(1, panels, figsize=(6 * panels, 5.5), squeeze=False)
     if labels is None:
         axes[0, 0].scatter(points[:, 0], points[:, 1], s=4)
     else:  # one colour per class, named in a legend
@@ -136,7 +137,7 @@ def plot_latent_space(z, path, labels=None, decoded_grid=None, title=None, proje
 def plot_training_curves(history, path, latent_records=None):
     """Loss, reconstruction and KL per epoch (train and val), and σ² per latent dimension."""
     panels = [("loss", "total loss"), ("reconstruction_loss", "reconstruction"), ("kl_loss", "KL (nats)")]
-    figure, axes = _figure(1, 4 if latent_records else 3, figsize=(5 * (4 if latent_records else 3), 4))
+    figure, axes = new_figure(1, 4 if latent_records else 3, figsize=(5 * (4 if latent_records else 3), 4))
     for axis, (key, label) in zip(axes, panels):
         epochs = np.arange(1, len(history[key]) + 1)
         axis.plot(epochs, history[key], label="train")
@@ -159,7 +160,7 @@ def plot_lr_range_test(result, path, title=None):
     rates = np.asarray(get("learning_rates"), float)
     losses = np.asarray([np.nan if v is None else v for v in get("losses")], float)
     smoothed = np.asarray([np.nan if v is None else v for v in get("smoothed_losses")], float)
-    figure, axis = _figure(1, 1, figsize=(7, 4.5))
+    figure, axis = new_figure(1, 1, figsize=(7, 4.5))
     axis.plot(rates, losses, color="tab:blue", alpha=0.3, linewidth=1, label="batch loss")
     axis.plot(rates, smoothed, color="tab:blue", label="smoothed loss")
     for key, style, name in (("base_learning_rate", ":", "base"), ("max_learning_rate", "--", "max")):
@@ -190,7 +191,7 @@ def plot_collapse_curves(curves, path, title=None):
     Returns:
         The path written.
     """
-    figure, axes = _figure(1, 3, figsize=(16, 4.2))
+    figure, axes = new_figure(1, 3, figsize=(16, 4.2))
     for name, records in curves.items():
         steps = [r["step"] for r in records]
         for axis, key in zip(axes, ("kl", "mutual_info", "active_units")):
@@ -224,7 +225,7 @@ def plot_posterior_mean_space(runs, path, title=None):
     records = [record for run in runs.values() for record in run]
     limit = 1.05 * max(0.1, *(np.abs(np.concatenate([r["model_mean"], r["encoder_mean"]])).max() for r in records))
     columns = max(len(run) for run in runs.values())
-    figure, axes = _figure(len(runs), columns, figsize=(2.7 * columns, 2.8 * len(runs)), squeeze=False)
+    figure, axes = new_figure(len(runs), columns, figsize=(2.7 * columns, 2.8 * len(runs)), squeeze=False)
     for row, (name, run) in enumerate(runs.items()):
         for column, axis in enumerate(axes[row]):
             if column >= len(run):
@@ -255,7 +256,7 @@ def plot_assessment(assessment, path, latent_records=None, events=None):
     """
     from keras_vae.evaluation.variance_phases import variance_phases
 
-    figure, axes = _figure(1, 4, figsize=(22, 4.5), gridspec_kw={"width_ratios": [3, 1.3, 2.2, 2]})
+    figure, axes = new_figure(1, 4, figsize=(22, 4.5), gridspec_kw={"width_ratios": [3, 1.3, 2.2, 2]})
     dims = np.arange(assessment.latent_dim)
     order = np.argsort(assessment.mutual_info_per_dim)[::-1]
     colors = ["tab:green" if assessment.active[j] else "tab:gray" for j in order]
@@ -333,7 +334,7 @@ def plot_log_variance_forces(records, path):
     """The two forces on each dimension's log σ² (`callbacks.LogVarianceForces` records): bars at the last epoch, totals over epochs."""
     last = records[-1]
     dims = np.arange(len(last["reconstruction"]))
-    figure, axes = _figure(1, 2, figsize=(13, 4))
+    figure, axes = new_figure(1, 2, figsize=(13, 4))
     axes[0].bar(dims - 0.2, last["reconstruction"], width=0.4, label="reconstruction (pushes σ² down if > 0)")
     axes[0].bar(dims + 0.2, last["kl"], width=0.4, label="β·KL (pushes σ² toward 1)")
     axes[0].axhline(0, color="black", linewidth=0.5)

@@ -397,6 +397,7 @@ def test_lr_find_reads_the_model_of_a_runs_config(tmp_path, run):
     assert plot.exists() and (tmp_path / "lr.json").exists()
 
 
+@pytest.mark.slow  # train, evaluate, sample and export in one: about 25 s
 def test_a_conditional_count_model_trains_evaluates_samples_and_exports(tmp_path):
     from keras_vae.datasets import synthetic
 

@@ -142,7 +142,7 @@ def posterior_predictive_check(vae, data, replicates=10, batch_size=256, max_exa
 
 def plot_predictive_check(check, path, title=None):
     """Observed against predicted, one dot per feature, for each statistic; the identity line dashed."""
-    figure, axes = plotting._figure(1, 3, figsize=(15, 4.5))
+    figure, axes = plotting.new_figure(1, 3, figsize=(15, 4.5))
     summary = check.summary()
     for axis, statistic in zip(axes, STATISTICS, strict=True):
         observed, predicted = check.observed[statistic], check.predicted(statistic)
