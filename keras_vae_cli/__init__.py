@@ -16,13 +16,11 @@ import tomllib
 
 from keras_vae_cli import native_logs, preflight
 
-_option = preflight.option_value
-
 
 def requested_backend(args):
     """The backend named by `--backend`, else by the command's `--config` section, else None."""
-    backend = _option(args, "--backend")
-    config = _option(args, "--config")
+    backend = preflight.option_value(args, "--backend")
+    config = preflight.option_value(args, "--config")
     if backend is None and config is not None:
         command = next((arg for arg in args if not arg.startswith("-")), None)
         try:
