@@ -21,7 +21,7 @@ from keras_vae import (
     schedules,
 )
 from keras_vae.hub import export
-from keras_vae.models import VAE, VAEGAN, AutoregressiveVAE, ConditionalVAE
+from keras_vae.models import VAE, VAEGAN, AutoregressiveVAE, ConditionalVAE, LanguageModel
 from keras_vae.trainers.optimizer import EncoderDecoderOptimizer, MultiPartOptimizer
 from keras_vae.version import __version__
 
@@ -31,6 +31,7 @@ __all__ = [
     "AutoregressiveVAE",
     "ConditionalVAE",
     "EncoderDecoderOptimizer",
+    "LanguageModel",
     "MultiPartOptimizer",
     "__version__",
     "callbacks",

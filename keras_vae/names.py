@@ -28,6 +28,9 @@ ENCODER_STEPS = "encoder_steps"
 ACTIVE_UNITS = "active_units"
 MUTUAL_INFO = "mutual_info"  # on a probe set (LatentDynamics)
 VAL_MUTUAL_INFO = "val_mutual_info"  # on validation data (the aggressive-training switch)
+VAL_LOSS = "val_loss"  # what the training recipe's decay, early stopping and best model watch
+LEARNING_RATE = "learning_rate"  # the rate an epoch trained at (DecayOnPlateau)
+LR_DECAYS = "lr_decays"  # the learning-rate decays so far (DecayOnPlateau)
 
 # CollapseMonitor's remedies: switch on aggressive training, or raise free bits.
 REMEDY_AGGRESSIVE = AGGRESSIVE

@@ -88,6 +88,8 @@ def test_switch_turns_aggressive_mode_off_when_mutual_information_falls(compiled
     vae = compiled_vae
     switch = AggressiveTrainingSwitch(images[:256], patience=1, batch_size=64)
     switch.set_model(vae)
+    vae.aggressive_mode.assign(1)  # the fixture's own fit may have ended it
+    vae.best_mutual_info.assign(0.0)
     # A sharp, input-dependent posterior: I(x; z) close to its bound log(64).
     mean_kernel, _ = vae.encoder.get_layer("z_mean").weights
     mean_kernel.assign(np.random.default_rng(0).normal(scale=5.0, size=mean_kernel.shape))
@@ -116,3 +118,27 @@ def test_aggressive_mode_off_trains_both_parts_jointly(images):
     vae.fit(images[:128], epochs=1, batch_size=32, verbose=0)
     assert int(to_numpy(vae.optimizer.encoder_optimizer.iterations)) == 4
     assert int(to_numpy(vae.optimizer.decoder_optimizer.iterations)) == 4
+
+
+def test_rises_below_the_minimum_gain_end_aggressive_mode(compiled_vae, images, monkeypatch):
+    vae = compiled_vae
+    estimates = iter([1.0, 1.5, 1.52, 1.55])  # a clear rise, then hundredths of a nat per epoch
+    monkeypatch.setattr(aggressive.latent, "latent_statistics", lambda *args: {"mutual_info": next(estimates)})
+    switch = AggressiveTrainingSwitch(images[:64], patience=1, batch_size=64, min_gain=0.05)
+    switch.set_model(vae)
+    vae.aggressive_mode.assign(1)
+    vae.best_mutual_info.assign(0.0)
+    for epoch in range(2):
+        switch.on_epoch_end(epoch, {})
+        assert vae.is_aggressive()
+    switch.on_epoch_end(2, {})  # 1.52 beats 1.5, by less than 0.05
+    assert not vae.is_aggressive()
+    # He et al.'s rule, on the same curve, would have kept it on through every epoch.
+    assert aggressive.first_epoch_without_rise([1.0, 1.5, 1.52, 1.55]) is None
+
+
+@pytest.mark.backend_independent
+def test_he_et_al_rule_ends_at_the_first_epoch_not_above_the_previous():
+    assert aggressive.first_epoch_without_rise([0.1, 0.5, 0.4, 0.9]) == 3
+    assert aggressive.first_epoch_without_rise([0.1, 0.1]) == 2
+    assert aggressive.first_epoch_without_rise([0.3]) is None

@@ -59,7 +59,7 @@ def test_generation_writes_each_pixel_from_the_pixels_before_it():
     """Greedy generation is a fixed point: re-scoring the generated image picks the same pixels."""
     vae = small_pixelcnn_vae()
     z = np.random.default_rng(0).normal(size=(3, 3)).astype("float32")
-    generated = vae.generate(z, greedy=True)
+    generated = vae.generate(z, method="greedy")
     logits = to_numpy(vae.decoder([z, generated]))
     np.testing.assert_array_equal((logits > 0).astype("float32"), generated)
 
@@ -87,6 +87,10 @@ def test_the_default_pixelcnn_vae_builds_for_mnist_shapes():
     assert outputs["decoded"].shape == (2, 28, 28, 1) and vae.data_shape == (28, 28, 1)
     with pytest.raises(ValueError, match="generate"):
         vae._decoder_inputs(outputs["z"], None, None)
+    with pytest.raises(ValueError, match="lstm_decoder"):  # beam search is for words
+        vae.generate(np.zeros((1, 4), "float32"), method="beam")
+    with pytest.raises(ValueError, match="shape"):
+        vae.generate(np.zeros((1, 4), "float32"), length=5)
 
 
 # Text through data.load ------------------------------------------------------------------

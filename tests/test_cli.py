@@ -229,6 +229,18 @@ BAD_INPUTS = {
         lambda tmp, npz: ["--dataset", npz, "--output", tmp, "--overwrite"],
         ["not one (no config.json)"],
     ),
+    "a decay factor without a decay": (
+        lambda tmp, npz: ["--dataset", npz, "--lr-decay-factor", "0.5"],
+        ["--lr-decay-factor", "--lr-decay-patience"],
+    ),
+    "a decay factor of 1 or more": (
+        lambda tmp, npz: ["--dataset", npz, "--lr-decay-patience", "2", "--lr-decay-factor", "1.5"],
+        ["--lr-decay-factor", "0<x<1"],
+    ),
+    "a decay of a scheduled rate": (
+        lambda tmp, npz: ["--dataset", npz, "--lr-decay-patience", "2", "--lr-schedule", "cosine"],
+        ["--lr-schedule cosine", "--lr-schedule constant"],
+    ),
     "resume with a longer cosine schedule": (
         lambda tmp, npz: ["--resume", _finished_run(tmp, npz, "--lr-schedule", "cosine"), "--epochs", "5"],
         ["sized for 2 epochs"],

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import to_numpy
-from keras_vae import VAE, AutoregressiveVAE, likelihoods, networks, schedules
+from keras_vae import VAE, AutoregressiveVAE, likelihoods, networks, ops, schedules
 from keras_vae.datasets import text
 from keras_vae.evaluation import metrics
 
@@ -44,7 +44,15 @@ def small_text_vae(vocabulary_size, latent_dim=4, word_dropout=0.0, seed=0):
         ),
         likelihood=likelihoods.Categorical(vocabulary_size),
         seed=seed,
+        data_shape=(LENGTH,),
     )
+
+
+def assert_sentences(tokens, vocabulary_size):
+    """Token ids that are never padding before a sentence's first `<eos>`, and only padding after it."""
+    assert (tokens == np.round(tokens)).all() and tokens.max() < vocabulary_size
+    ended_before = np.cumsum(tokens == text.EOS, axis=1) - (tokens == text.EOS) > 0
+    assert (tokens[~ended_before] >= 1).all() and (tokens[ended_before] == text.PAD).all()
 
 
 # The token pipeline ----------------------------------------------------------------------
@@ -212,11 +220,11 @@ def test_text_vae_trains_and_decodes_valid_tokens(small_default_networks):
     assert np.isfinite(losses).all() and losses[-1] < losses[0]
     assert min(history["kl_loss"]) >= 0
     z = np.random.default_rng(0).normal(size=(5, 4)).astype("float32")
-    greedy = vae.generate(z, greedy=True)
-    assert greedy.shape == (5, LENGTH)
+    greedy = vae.generate(z, method="greedy")
+    assert greedy.shape == (5, LENGTH) and vae.data_shape == (LENGTH,)
     np.testing.assert_array_equal(greedy, vae.decode(z))  # greedy decoding is deterministic
     for tokens in (greedy, vae.sample(5, seed=3), vae.reconstruct(ids[:5])):
-        assert tokens.min() >= 1 and tokens.max() < len(vocabulary) and (tokens == np.round(tokens)).all()
+        assert_sentences(tokens, len(vocabulary))
         assert all(isinstance(s, str) for s in vocabulary.decode(tokens))
     np.testing.assert_array_equal(vae.sample(3, seed=7), vae.sample(3, seed=7))
 
@@ -237,5 +245,104 @@ def test_text_vae_with_every_training_tool_and_its_round_trip(tmp_path):
     loaded = keras.saving.load_model(tmp_path / "text.keras")
     assert type(loaded) is AutoregressiveVAE
     z = np.zeros((2, 4), "float32")
-    np.testing.assert_array_equal(loaded.generate(z, greedy=True), vae.generate(z, greedy=True))
+    assert loaded.data_shape == (LENGTH,)
+    np.testing.assert_array_equal(loaded.generate(z, method="greedy"), vae.generate(z, method="greedy"))
+    np.testing.assert_array_equal(
+        loaded.generate(z, method="beam", beam_width=3), vae.generate(z, method="beam", beam_width=3)
+    )
     np.testing.assert_allclose(to_numpy(loaded.embed(ids[:4])), to_numpy(vae.embed(ids[:4])), rtol=1e-5, atol=1e-6)
+
+
+# Sentences of any length, and generation -------------------------------------------------
+
+
+def peaked_text_vae(vocabulary_size, length, latent_dim=3, seed=0):
+    """A small text VAE with large random decoder weights (the same on every backend): no near ties between tokens."""
+    vae = AutoregressiveVAE(
+        networks.lstm_encoder((length,), latent_dim, vocabulary_size, embedding_dim=4, units=8),
+        networks.lstm_decoder((length, vocabulary_size), latent_dim, embedding_dim=4, units=8),
+        likelihood=likelihoods.Categorical(vocabulary_size),
+        data_shape=(length,),
+    )
+    rng = np.random.default_rng(seed)
+    vae.decoder.set_weights([rng.normal(size=w.shape).astype("float32") for w in vae.decoder.get_weights()])
+    return vae
+
+
+def log_prob_given_z(vae, z, tokens):
+    """log p(x|z) by teacher forcing: the decoder scores every position at once."""
+    tokens = tokens.astype("float32")
+    return to_numpy(vae.likelihood.log_prob(tokens, vae.decoder([z, tokens])))
+
+
+def test_the_networks_take_any_length_and_a_padded_sentence_has_the_loss_of_the_trimmed_one():
+    ids, vocabulary = toy_ids(8)
+    vae = small_text_vae(len(vocabulary))
+    vae.compile()
+    for length in (LENGTH, 6):
+        z_mean, _ = vae.encode(ids[:, :length])
+        logits = vae.decoder([z_mean, ids[:, :length].astype("float32")])
+        assert z_mean.shape == (8, 4) and tuple(logits.shape) == (8, length, len(vocabulary))
+    padded = ids[:1]
+    own_length = int((padded[0] != text.PAD).sum())  # its words and <eos>
+    assert own_length < LENGTH
+    trimmed = padded[:, :own_length]
+    outputs = vae(padded)
+    z_mean, z_log_var = vae.posterior(trimmed)
+    decoded = vae.decoder([outputs["z"], keras.ops.cast(trimmed, "float32")])
+    trimmed_outputs = {"z_mean": z_mean, "z_log_var": z_log_var, "z": outputs["z"], "decoded": decoded}
+    for name, value in vae.loss_terms(padded, outputs).items():
+        np.testing.assert_allclose(
+            to_numpy(vae.loss_terms(trimmed, trimmed_outputs)[name]), to_numpy(value), rtol=1e-5, atol=1e-5
+        )
+
+
+def test_cached_generation_equals_rerunning_the_decoder_at_every_position():
+    vae = peaked_text_vae(9, 7)
+    assert networks.LSTMDecoderSteps.of(vae.decoder) is not None
+    z = np.random.default_rng(1).normal(size=(6, 3)).astype("float32")
+    cached = vae.generate(z, method="greedy")
+    np.testing.assert_array_equal(cached, vae.generate(z, method="greedy", cached=False))
+    np.testing.assert_array_equal(cached, vae.generate(z, greedy=True))  # the former spelling
+    drawn = vae.generate(z, method="sample", seed=4)
+    np.testing.assert_array_equal(drawn, vae.generate(z, method="sample", seed=4))  # reproducible
+    np.testing.assert_array_equal(drawn, vae.generate(z, method="sample", seed=4, cached=False))  # the same draws
+    assert not np.array_equal(drawn, vae.generate(z, method="sample", seed=5))
+    for tokens in (cached, drawn, vae.generate(z, method="sample", seed=4, temperature=0.5)):
+        assert tokens.shape == (6, 7)
+        assert_sentences(tokens, 9)
+    assert vae.generate(z, method="greedy", length=3).shape == (6, 3)
+    with pytest.raises(ValueError, match="method"):
+        vae.generate(z, method="nucleus")
+
+
+def test_a_model_without_data_shape_asks_for_a_length():
+    vae = small_text_vae(12)
+    vae._data_shape = None  # as built from lstm networks alone
+    with pytest.raises(ValueError, match="data_shape"):
+        vae.generate(np.zeros((1, 4), "float32"))
+    assert vae.generate(np.zeros((2, 4), "float32"), method="greedy", length=5).shape == (2, 5)
+
+
+def test_beam_search_finds_the_most_probable_sentence_of_all():
+    vocabulary_size, length = 6, 4
+    vae = peaked_text_vae(vocabulary_size, length, seed=2)
+    z = np.random.default_rng(3).normal(size=(3, 3)).astype("float32")
+    # Every sentence: tokens that are not padding, then padding after the first <eos>.
+    every = np.stack(np.meshgrid(*[np.arange(1, vocabulary_size)] * length, indexing="ij"), -1).reshape(-1, length)
+    every = np.unique(to_numpy(ops.end_at_first(every, text.EOS, text.PAD)), axis=0)
+    scores = np.stack([log_prob_given_z(vae, np.repeat(z[[i]], len(every), 0), every) for i in range(len(z))])
+    lengths = (every != text.PAD).sum(axis=1)
+
+    exhaustive = vae.generate(z, method="beam", beam_width=(vocabulary_size - 1) ** (length - 1))
+    np.testing.assert_array_equal(exhaustive, every[scores.argmax(axis=1)])
+    np.testing.assert_allclose(log_prob_given_z(vae, z, exhaustive), scores.max(axis=1), rtol=1e-5)
+    per_token = vae.generate(z, method="beam", beam_width=len(every), normalize_length=True)
+    np.testing.assert_array_equal(per_token, every[(scores / lengths).argmax(axis=1)])
+
+    greedy = vae.generate(z, method="greedy")
+    np.testing.assert_array_equal(vae.generate(z, method="beam", beam_width=1), greedy)
+    narrow = vae.generate(z, method="beam", beam_width=2)
+    assert (log_prob_given_z(vae, z, narrow) >= log_prob_given_z(vae, z, greedy) - 1e-5).all()
+    assert (log_prob_given_z(vae, z, exhaustive) >= log_prob_given_z(vae, z, narrow) - 1e-5).all()
+    assert (scores.max(axis=1) > log_prob_given_z(vae, z, greedy) + 1e-3).any()  # greedy is not always the best

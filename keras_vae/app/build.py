@@ -11,7 +11,8 @@ import os
 
 from keras_vae import datasets as data
 from keras_vae import distribute, likelihoods, lr_finder, names, optimizers, plotting, schedules
-from keras_vae.app.config import ConfigError
+from keras_vae.app.config import ConfigError, document_word_range
+from keras_vae.datasets.text import is_text_file
 from keras_vae.files import write_json
 from keras_vae.models import VAE, VAEGAN, AutoregressiveVAE, ConditionalVAE
 
@@ -23,6 +24,12 @@ def load_data(config, split=None):
         raise ConfigError(
             f"--split picks a TFDS split, but {config.dataset} is a file or folder with a fixed test set: drop --split."
         )
+    document_words = document_word_range(config.document_words)
+    if document_words is not None and not (os.path.isfile(config.dataset) and is_text_file(config.dataset)):
+        raise ConfigError(
+            f"--document-words joins the sentences of a .txt/.txt.gz file, but {config.dataset} is not one: "
+            "drop --document-words, or pass a text file of sentences."
+        )
     return data.load(
         config.dataset,
         batch_size=config.batch_size,
@@ -32,6 +39,7 @@ def load_data(config, split=None):
         seed=config.seed,
         conditions=config.condition,
         download=config.download,
+        document_words=document_words,
     )
 
 
@@ -213,6 +221,7 @@ def build_vae(config, input_shape, num_train, conditions=None, vocabulary=None):
         max_inner_steps=config.max_inner_steps,
         inner_check_every=config.inner_check_every,
         mi_patience=config.mi_patience,
+        min_mi_gain=config.min_mi_gain,
     )
     return vae
 

@@ -36,6 +36,7 @@ from keras_vae.app.options import (
     MODEL_OPTIONS,
     OBJECTIVE_OPTIONS,
     OPTIMIZER_OPTIONS,
+    PLATEAU_OPTIONS,
     POSITIVE,
     RUN_DIR,
     RUN_DIRECTORY_OPTIONS,
@@ -137,6 +138,7 @@ def main():
 @OBJECTIVE_OPTIONS
 @OPTIMIZER_OPTIONS
 @SCHEDULE_OPTIONS
+@PLATEAU_OPTIONS
 @DISTRIBUTE_OPTIONS
 @RUN_DIRECTORY_OPTIONS
 @TRACKING_OPTIONS
@@ -204,6 +206,11 @@ def train(**options):
         if verbosity >= 2:
             click.echo(str(diagnosis))
     click.echo(f"trained to epoch {summary['epochs']}; this session trained for {summary['train_seconds']:.0f} s")
+    if summary.get("best_epoch") is not None:
+        click.echo(
+            f"model.keras is the best epoch, {summary['best_epoch']} (val_loss {summary['best_val_loss']:.4f}; "
+            "--keep-best); the test numbers above are its own"
+        )
     click.echo(
         f"run directory: {run_dir} (model.keras, config.json, history.csv, training_curves.png, "
         "diagnosis.txt, assessment.json, summary.json, diagnostics/, checkpoints/)"

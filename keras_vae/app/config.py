@@ -36,6 +36,23 @@ class ConfigError(ValueError):
     """Options that cannot be used (together, or from this file): the message says which and what to do."""
 
 
+def document_word_range(value):
+    """`--document-words` as `(min_words, max_words)`: from "60-100" or "60,100"; `None` stays `None`."""
+    if value is None:
+        return None
+    parts = str(value).replace(",", "-").split("-")
+    try:
+        low, high = (int(part) for part in parts)
+    except ValueError:
+        low = high = 0
+    if not 1 <= low <= high:
+        raise ConfigError(
+            f"--document-words {value}: pass the fewest and the most words of a document as MIN-MAX, "
+            "whole numbers with 1 <= MIN <= MAX, e.g. --document-words 60-100."
+        )
+    return low, high
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """What a training run was asked for: data, model, objective, optimizer and budget.
@@ -55,6 +72,8 @@ class TrainConfig:
     seed: int = 0
     # Offline, a TFDS download retries for minutes: --no-download fails at once on an unprepared dataset.
     download: bool = True
+    # Text: consecutive sentences joined into documents of "MIN-MAX" words (document_word_range); None: sentences.
+    document_words: str | None = None
     # Model
     model: str = names.VAE
     architecture: str = names.MLP
@@ -71,6 +90,7 @@ class TrainConfig:
     max_inner_steps: int = 100
     inner_check_every: int = 10
     mi_patience: int = 1
+    min_mi_gain: float = 0.05
     # CollapseMonitor's cure when the code collapses in the first epochs: "none", "aggressive" or "free-bits"
     collapse_remedy: str = "none"
     # Optimizer
@@ -91,6 +111,14 @@ class TrainConfig:
     # What the optimizer got: --learning-rate after batch-size scaling (written by the run, not an option).
     resolved_learning_rate: float | None = None
     lr_schedule: str = names.LEARNING_RATE_CONSTANT
+    # He et al. (2019)'s recipe: on a plateau of the validation loss, reload the best weights and multiply the
+    # learning rate by the factor (default 0.5), up to max_lr_decays (default 5) times; early stopping (a
+    # patience in epochs); model.keras the best epoch's model. None: off.
+    lr_decay_patience: int | None = None
+    lr_decay_factor: float | None = None
+    max_lr_decays: int | None = None
+    early_stopping: int | None = None
+    keep_best: bool = False
     # How latent-space figures draw codes of more than two dimensions: names.PROJECTIONS
     projection: str = names.PCA
     # Budget and placement
@@ -150,11 +178,13 @@ class TrainConfig:
             raise ConfigError("--clip-norm and --clip-value both clip the gradients: pass one of them.")
         if self.distribute == "none" and self.devices is not None:
             raise ConfigError("--devices goes with --distribute data-parallel.")
+        document_word_range(self.document_words)
         try:
             plotting.check_projection(self.projection)
         except ImportError as error:
             raise ConfigError(str(error)) from None
         self._check_optimizer()
+        self._check_plateau()
         if self.model == names.VAE_GAN and (
             self.aggressive or self.condition or self.collapse_remedy == names.REMEDY_AGGRESSIVE
         ):
@@ -178,6 +208,29 @@ class TrainConfig:
             raise ConfigError(
                 f"--lr-scaling {self.lr_scaling} scales the learning rate from a reference batch size: "
                 "pass --reference-batch-size (the batch size --learning-rate was tuned at)."
+            )
+
+    def _check_plateau(self):
+        if self.lr_decay_patience is None:
+            for name in ("lr_decay_factor", "max_lr_decays"):
+                if getattr(self, name) is not None:
+                    flag = "--" + name.replace("_", "-")
+                    raise ConfigError(
+                        f"{flag} shapes the decay on a plateau: pass --lr-decay-patience (epochs without a better "
+                        f"validation loss before each decay, e.g. 2) with it, or drop {flag}."
+                    )
+            return
+        if self.lr_decay_factor is not None and not 0 < self.lr_decay_factor < 1:
+            raise ConfigError(f"--lr-decay-factor {self.lr_decay_factor} must be in (0, 1): 0.5 halves the rate.")
+        if self.lr_schedule != names.LEARNING_RATE_CONSTANT or self.reference_batch_size is not None:
+            cause = (
+                f"--lr-schedule {self.lr_schedule}"
+                if self.lr_schedule != names.LEARNING_RATE_CONSTANT
+                else "--reference-batch-size (a warm-up)"
+            )
+            raise ConfigError(
+                f"--lr-decay-patience decays the learning rate on a plateau, but {cause} sets it at every step: "
+                "pass --lr-schedule constant without --reference-batch-size, or drop --lr-decay-patience."
             )
 
     def resumed(self, options, given, run_dir):

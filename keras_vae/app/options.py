@@ -87,6 +87,12 @@ DATA_OPTIONS = group(
         type=click.Choice(["none", *names.BINARIZATIONS]),
         help="Binarize pixels: resampled every epoch (dynamic) or drawn once (fixed).",
     ),
+    option(
+        "--document-words",
+        metavar="MIN-MAX",
+        help="Text: join consecutive sentences into documents of MIN to MAX words (e.g. 60-100), "
+        "each split on its own.",
+    ),
     option("--batch-size", type=COUNT),
     option("--seed", type=int),
     option(
@@ -147,6 +153,7 @@ OBJECTIVE_OPTIONS = group(
     option("--max-inner-steps", type=COUNT, help="Most encoder updates per iteration (aggressive)."),
     option("--inner-check-every", type=COUNT, help="Encoder updates between convergence checks (aggressive)."),
     option("--mi-patience", type=COUNT, help="Epochs without higher I(x; z) before aggressive mode ends."),
+    option("--min-mi-gain", type=NON_NEGATIVE, help="Nats by which I(x; z) must beat its best to count as higher."),
     option(
         "--collapse-remedy",
         type=click.Choice(["none", *names.COLLAPSE_REMEDIES]),
@@ -159,6 +166,35 @@ SCHEDULE_OPTIONS = group(
     option("--learning-rate", type=POSITIVE, help="Learning rate (the peak of a schedule)."),
     option("--lr-schedule", type=click.Choice(names.LEARNING_RATE_SCHEDULES)),
     option("--epochs", type=COUNT),
+)
+# He et al. (2019)'s recipe: decay with the best weights reloaded, early stopping, the best model kept.
+PLATEAU_OPTIONS = group(
+    click.option(
+        "--lr-decay-patience",
+        type=COUNT,
+        help="Epochs without a lower validation loss before the best weights are reloaded and the learning "
+        "rate is multiplied by --lr-decay-factor (He et al. 2019) [default: off].",
+    ),
+    click.option(
+        "--lr-decay-factor",
+        type=click.FloatRange(0, 1, min_open=True, max_open=True),
+        help="The learning rate's multiplier at each decay (with --lr-decay-patience) [default: 0.5].",
+    ),
+    click.option(
+        "--max-lr-decays",
+        type=COUNT,
+        help="Decays after which training stops (with --lr-decay-patience) [default: 5].",
+    ),
+    click.option(
+        "--early-stopping",
+        type=COUNT,
+        metavar="PATIENCE",
+        help="Stop after this many epochs without a lower validation loss [default: off].",
+    ),
+    option(
+        "--keep-best/--no-keep-best",
+        help="model.keras is the epoch with the lowest validation loss (summary.json says which), not the last.",
+    ),
 )
 # Data parallelism, and the learning rate for the batch size.
 DISTRIBUTE_OPTIONS = group(

@@ -4,10 +4,12 @@ run from its `TrainConfig`, and reading it back for the other commands.
 A run directory holds:
 
     config.json          the resolved options, as a `[train]` section (usable as --config)
-    model.keras          the final model (written once the last epoch is done)
+    model.keras          the final model (written once the last epoch is done); with --keep-best, the
+                         model of the epoch with the lowest validation loss (summary.json: best_epoch)
     vocabulary.json      the words of a text run's token ids
     history.csv          per-epoch logs, rewritten atomically each epoch
-    checkpoints/         epoch-NNNN/{model.keras,state.json}, the newest two
+    checkpoints/         epoch-NNNN/{model.keras,state.json}, the newest two; with --keep-best,
+                         best/{model.keras,best.json}; with --lr-decay-patience, lr_decay_best.npz
     diagnostics/         latent dynamics (CSV, JSON, PNG), latent-space plots, image grids
     training_curves.png  loss, reconstruction, KL, β, active units, I(x; z)
     diagnosis.txt        the diagnosis report
@@ -50,6 +52,9 @@ DIAGNOSIS_FIGURE = "diagnosis.png"
 COLLAPSE_RECORDS = callbacks.collapse.RECORDS_FILE
 LATENT_RECORDS = "latent_dynamics.json"
 VOCABULARY = "vocabulary.json"
+BEST = "best"  # in CHECKPOINTS: the best epoch's model (--keep-best)
+LR_DECAY_BEST = "lr_decay_best.npz"  # in CHECKPOINTS: DecayOnPlateau's best weights (--lr-decay-patience)
+LR_DECAY_STATE = "lr_decay"  # key of DecayOnPlateau's counters in a checkpoint's state.json
 
 PROBE_SIZE = 2000
 
@@ -162,6 +167,7 @@ class Run:
     initial_epoch: int = 0
     history: dict | None = None
     latent_records: list | None = None
+    lr_decay: dict | None = None
 
 
 def start(config, run_dir, *, resume=False, overwrite=False, given=(), engine=None):
@@ -185,6 +191,7 @@ def start(config, run_dir, *, resume=False, overwrite=False, given=(), engine=No
         run.vae = load_model_file(os.path.join(checkpoint[0], MODEL))
         state = checkpoint[1]
         run.initial_epoch, run.history, run.latent_records = state["epoch"], state["history"], state["latent_records"]
+        run.lr_decay = state.get(LR_DECAY_STATE)
         if run.initial_epoch >= config.epochs and os.path.isfile(os.path.join(run_dir, SUMMARY)):
             raise RunError(
                 f"{run_dir} already trained {run.initial_epoch} epochs: pass a larger --epochs to train it longer."
@@ -258,6 +265,10 @@ def train(run, verbose=1, log=print, tensorboard_dir=None, tracking=()):
             watchers.append(callbacks.ImageGrids(probe_x, diagnostics_dir, tensorboard_dir=board))
     if datasets.vocabulary is not None:
         datasets.vocabulary.save(os.path.join(run_dir, VOCABULARY))
+    # After the diagnostics (which measure the epoch's weights, before a decay reloads the best), before the
+    # loggers (which record the learning rate and the decays).
+    recipe, recipe_state = _training_recipe(run, log, verbose)
+    watchers.extend(recipe)
     if verbose >= 2:
         watchers.append(callbacks.EpochLogger(print_fn=log))
     if tensorboard_dir:
@@ -266,7 +277,7 @@ def train(run, verbose=1, log=print, tensorboard_dir=None, tracking=()):
     checkpoint = callbacks.RunCheckpoint(
         os.path.join(run_dir, CHECKPOINTS),
         history=run.history,
-        extra_state=lambda: {"latent_records": latent.records},
+        extra_state=lambda: {"latent_records": latent.records, **recipe_state()},
         history_csv=os.path.join(run_dir, HISTORY),
     )
     # A resumed run reshuffles differently from the epochs it already did.
@@ -298,6 +309,47 @@ def train(run, verbose=1, log=print, tensorboard_dir=None, tracking=()):
     return time.perf_counter() - start_time
 
 
+def _training_recipe(run, log, verbose):
+    """The callbacks of --lr-decay-patience, --early-stopping and --keep-best, all on the validation loss, and
+    a function returning what of their state goes into each checkpoint: `(callbacks, state)`.
+
+    A resumed run continues them: the decay's counters come from the checkpoint
+    and its best weights from `checkpoints/lr_decay_best.npz`, early stopping
+    replays the history, and the best model so far is `checkpoints/best/`.
+    """
+    config, checkpoints = run.config, os.path.join(run.directory, CHECKPOINTS)
+    recipe, decay = [], None
+    if config.lr_decay_patience is not None:
+        decay = callbacks.DecayOnPlateau(
+            monitor=names.VAL_LOSS,
+            factor=0.5 if config.lr_decay_factor is None else config.lr_decay_factor,
+            patience=config.lr_decay_patience,
+            max_decays=5 if config.max_lr_decays is None else config.max_lr_decays,
+            best_weights_path=os.path.join(checkpoints, LR_DECAY_BEST),
+            verbose=1 if verbose else 0,
+            print_fn=log,
+        )
+        if run.lr_decay is not None:
+            decay.set_state(run.lr_decay)
+        recipe.append(decay)
+    if config.early_stopping is not None:
+        recipe.append(
+            callbacks.ResumedEarlyStopping(
+                history=run.history,
+                monitor=names.VAL_LOSS,
+                patience=config.early_stopping,
+                verbose=1 if verbose else 0,
+            )
+        )
+    if config.keep_best:
+        recipe.append(
+            callbacks.BestModelCheckpoint(
+                os.path.join(checkpoints, BEST), monitor=names.VAL_LOSS, resume=run.initial_epoch > 0
+            )
+        )
+    return recipe, lambda: {} if decay is None else {LR_DECAY_STATE: decay.get_state()}
+
+
 def _collapse_warnings_to(log, show):
     """A `warnings.showwarning` that gives the collapse monitor's warning to `log` as one line, others to `show`."""
 
@@ -313,8 +365,15 @@ def _collapse_warnings_to(log, show):
 def finish(run, seconds):
     """Saves the final model and writes the test numbers, plots, diagnosis and summary: `(summary, diagnosis)`."""
     config, run_dir, history = run.config, run.directory, run.history or {}
-    with atomic_path(os.path.join(run_dir, MODEL)) as temporary:
-        run.vae.save(temporary)
+    best = callbacks.read_best_record(os.path.join(run_dir, CHECKPOINTS, BEST)) if config.keep_best else None
+    if best is not None:  # the test numbers below are the best model's too
+        best_model = os.path.join(run_dir, CHECKPOINTS, BEST, MODEL)
+        run.vae = load_model_file(best_model)
+        with atomic_path(os.path.join(run_dir, MODEL)) as temporary:
+            shutil.copyfile(best_model, temporary)
+    else:
+        with atomic_path(os.path.join(run_dir, MODEL)) as temporary:
+            run.vae.save(temporary)
     # No IW-NLL here (K decoder passes per example): `keras-vae evaluate` adds it.
     test = report.evaluate(
         run.vae,
@@ -345,6 +404,8 @@ def finish(run, seconds):
         "keras_vae_version": __version__,
         "input_shape": list(run.datasets.input_shape),
     }
+    if best is not None:
+        summary.update(best_epoch=best["epoch"], best_val_loss=best["value"])
     write_json(os.path.join(run_dir, SUMMARY), summary)
     return summary, diagnosis
 

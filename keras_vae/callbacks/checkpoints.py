@@ -1,12 +1,15 @@
 """Resumable checkpoints written atomically at every epoch end, and the per-epoch history as CSV."""
 
 import csv
+import json
+import math
 import os
 import shutil
 
 import keras
 import numpy as np
 
+from keras_vae import names
 from keras_vae.files import atomic_directory, atomic_path, write_json
 
 
@@ -42,11 +45,16 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.history_csv = history_csv
 
     def on_train_begin(self, logs=None):
-        # Staging directories of a run killed mid-save.
+        # What a run killed mid-save left: staging directories (.tmp-epoch-0003-…, .tmp-best-…) and files (.tmp-….npz).
         if os.path.isdir(self.directory):
             for name in os.listdir(self.directory):
-                if name.startswith((".tmp-epoch-", ".old-epoch-")):
-                    shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
+                path = os.path.join(self.directory, name)
+                if not name.startswith((".tmp-", ".old-")):
+                    continue
+                if os.path.isdir(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.remove(path)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -64,6 +72,71 @@ class RunCheckpoint(keras.callbacks.Callback):
             shutil.rmtree(old, ignore_errors=True)
         if self.history_csv:
             write_history_csv(self.history_csv, self.history)
+
+
+BEST_RECORD = "best.json"
+
+
+class BestModelCheckpoint(keras.callbacks.Callback):
+    """The model of the best epoch so far, written atomically: `directory/model.keras` and `directory/best.json`.
+
+    At the end of each epoch whose `monitor` beats the best so far (by more than
+    `min_delta`), the whole model is saved, with `best.json` holding `{"epoch"
+    (from 1), "monitor", "value"}`; both are written into a temporary directory
+    that replaces `directory` when complete, so a run killed at any moment
+    leaves the previous best whole. Keras's `ModelCheckpoint(save_best_only=True)`
+    writes its file in place, and forgets its best when `fit` starts again.
+    `best` and `best_epoch` (from 0, as Keras's callbacks count) say which epoch it holds.
+
+    Args:
+        directory: str, where `model.keras` and `best.json` go.
+        monitor: str, the logged value compared. Defaults to `"val_loss"`.
+        mode: `"min"` or `"max"`. Defaults to `"min"`.
+        min_delta: float ≥ 0. Defaults to `0`.
+        resume: bool, start from the best recorded in `directory` (a resumed
+            run) instead of the first epoch's value. Defaults to `False`.
+    """
+
+    def __init__(self, directory, monitor=names.VAL_LOSS, mode="min", min_delta=0.0, resume=False):
+        super().__init__()
+        if mode not in ("min", "max"):
+            raise ValueError(f"`mode` must be 'min' or 'max'; got {mode!r}.")
+        self.directory = os.fspath(directory)
+        self.monitor = monitor
+        self.mode = mode
+        self.min_delta = float(min_delta)
+        self.best = None
+        self.best_epoch = None
+        record = read_best_record(self.directory) if resume else None
+        if record is not None:
+            self.best, self.best_epoch = record["value"], record["epoch"] - 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not math.isfinite(value) or not self._improved(float(value)):
+            return
+        self.best, self.best_epoch = float(value), epoch
+        with atomic_directory(self.directory, replace=True) as staging:
+            self.model.save(os.path.join(staging, "model.keras"))
+            write_json(
+                os.path.join(staging, BEST_RECORD), {"epoch": epoch + 1, "monitor": self.monitor, "value": self.best}
+            )
+
+    def _improved(self, value):
+        if self.best is None:
+            return True
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+
+def read_best_record(directory):
+    """`BestModelCheckpoint`'s record in `directory` (`{"epoch", "monitor", "value"}`), or None if there is none."""
+    path = os.path.join(directory, BEST_RECORD)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as file:
+        return json.load(file)
 
 
 def checkpoint_paths(directory):

@@ -142,7 +142,9 @@ class CollapseMonitor(keras.callbacks.Callback):
     def _install_aggressive_switch(self):
         model = self.model
         model._encoder_batches = batching.random_batches(self.train_data, self.batch_size)
-        self._switch = AggressiveTrainingSwitch(self.data, patience=model.mi_patience, batch_size=self.batch_size)
+        self._switch = AggressiveTrainingSwitch(
+            self.data, patience=model.mi_patience, batch_size=self.batch_size, min_gain=model.min_mi_gain
+        )
         self._switch.set_model(model)
 
     def on_train_begin(self, logs=None):
@@ -159,7 +161,7 @@ class CollapseMonitor(keras.callbacks.Callback):
         reason = f"{result.verdict}: {result.mutual_info_text()}, decoder gap {result.decoder_gap:.2f} nats"
         if self.remedy == REMEDY_AGGRESSIVE:
             model.aggressive_mode.assign(1)
-            model.best_mutual_info.assign(-1e9)
+            model.best_mutual_info.assign(0.0)
             model.epochs_without_mi_gain.assign(0)
             self._install_aggressive_switch()
             action = "aggressive encoder training switched on"

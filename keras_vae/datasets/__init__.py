@@ -47,9 +47,12 @@ class Datasets:
     with conditions, dicts `{"x": inputs, name: values, ...}` (a `ConditionalVAE`'s inputs).
 
     Attributes:
-        train: `tf.data.Dataset`, reshuffled every epoch (seeded).
+        train: `tf.data.Dataset`, reshuffled every epoch (seeded). A text
+            source's batches hold sentences of similar length and are trimmed
+            to a few widths (`keras_vae.datasets.text.bucketed_batches`).
         validation: `tf.data.Dataset` in a fixed order, or `None` when
-            `validation_fraction` was 0.
+            `validation_fraction` was 0. A text source's batches are trimmed
+            too (as is `test`); `input_shape` is the widest.
         test: `tf.data.Dataset` in a fixed order. For sources without a test
             set (image folders, arrays without `x_test`) it is the validation set.
         input_shape: tuple, the shape of one example, e.g. `(28, 28, 1)`.
@@ -111,6 +114,7 @@ def load(
     data_dir=None,
     conditions=(),
     download=True,
+    document_words=None,
 ):
     """Train, validation and test pipelines for a VAE, from a TFDS name, a file or a folder of images.
 
@@ -150,7 +154,12 @@ def load(
       padded to the longest sentence of all splits. A file whose name holds
       `train` (Penn Treebank's `ptb.train.txt`) takes its test and validation
       sentences from the files named with `test` and `valid` instead, where
-      they exist; otherwise they are split off as for arrays.
+      they exist; otherwise they are split off as for arrays. Each batch is
+      cut to the smallest of a few widths that holds its longest sentence,
+      and training batches group sentences of similar length
+      (`keras_vae.datasets.text.bucketed_batches`): the padding a batch
+      carries stays small. With `document_words`, consecutive sentences are
+      joined into documents first (`keras_vae.datasets.text.join_documents`).
 
     Args:
         source: str or path-like, see above.
@@ -178,6 +187,9 @@ def load(
             `data_dir` is downloaded and prepared. With `False` it is a
             `DataError` at once: for machines without internet access, where
             TFDS would retry its download for minutes. Defaults to `True`.
+        document_words: `(min_words, max_words)`, for a text file: its
+            consecutive sentences joined into documents of that many words,
+            each split (file) on its own. Defaults to `None` (sentences).
 
     Returns:
         A `Datasets`.
@@ -195,7 +207,13 @@ def load(
         seed = int(np.random.randint(2**31))
 
     conditions = tuple(conditions)
-    splits = _load_splits(os.fspath(source), validation_fraction, test_split, seed, data_dir, conditions, download)
+    source = os.fspath(source)
+    if document_words is not None and not (os.path.isfile(source) and text.is_text_file(source)):
+        raise DataError(
+            f"document_words joins the sentences of a .txt/.txt.gz file into documents, but {source} is not one: "
+            "drop document_words, or pass a text file of sentences."
+        )
+    splits = _load_splits(source, validation_fraction, test_split, seed, data_dir, conditions, download, document_words)
     num_train = checked_count(splits.train, "training", splits.name, "use a source with more examples")
     num_test = checked_count(splits.test, "test", splits.name, "choose another test split")
     num_validation = 0
@@ -214,13 +232,25 @@ def load(
         if binarize == "fixed":
             train = fixed_binarization(train, seed)
 
-    train_batches = batched_inputs(train, batch_size, splits.conditions)
+    if splits.vocabulary is not None:  # token ids: batches trimmed to a few widths
+
+        def batches(examples, shuffle):
+            # seed + 1: the rows come shuffled with `seed` already.
+            rows = examples.map(lambda example: example["x"])
+            return text.bucketed_batches(rows, batch_size, shuffle=shuffle, seed=seed + 1)
+
+    else:
+
+        def batches(examples, shuffle):
+            return batched_inputs(examples, batch_size, splits.conditions)
+
+    train_batches = batches(train, shuffle=True)
     if binarize == "dynamic":
         train_batches = resampled_every_epoch(train_batches, seed)
     return Datasets(
         train=train_batches,
-        validation=None if validation is None else batched_inputs(validation, batch_size, splits.conditions),
-        test=batched_inputs(test, batch_size, splits.conditions),
+        validation=None if validation is None else batches(validation, shuffle=False),
+        test=batches(test, shuffle=False),
         input_shape=tuple(splits.input_shape),
         name=splits.name,
         num_train=num_train,
@@ -234,12 +264,12 @@ def load(
     )
 
 
-def _load_splits(source, validation_fraction, test_split, seed, data_dir, conditions, download):
+def _load_splits(source, validation_fraction, test_split, seed, data_dir, conditions, download, document_words=None):
     extension = os.path.splitext(source)[1].lower()
     if os.path.isfile(source) and text.is_text_file(source) and conditions:
         raise DataError(f"{source} holds sentences, which take no conditions: drop the conditions.")
     if os.path.isfile(source) and text.is_text_file(source):
-        return text.load_text_file(source, validation_fraction, seed)
+        return text.load_text_file(source, validation_fraction, seed, document_words)
     if os.path.isfile(source):
         if extension in ARRAY_EXTENSIONS:
             return array_splits(read_arrays(source), source, validation_fraction, seed, conditions)

@@ -3,6 +3,7 @@
 import warnings
 
 import keras
+import numpy as np
 
 
 def numpy_batches(data, batch_size=128, shuffle=False):
@@ -37,3 +38,26 @@ def random_batches(data, batch_size):
                 "but a pass over it yielded none (a one-shot generator?). Pass arrays, "
                 "a tf.data.Dataset or a PyDataset."
             )
+
+
+def concatenate_batches(batches):
+    """Batches (arrays, or dicts of arrays) as one, along the first axis.
+
+    Arrays of different widths, as bucketed batches of token ids are
+    (`keras_vae.datasets.text.bucketed_batches`), are padded with 0 (`<pad>`)
+    to the widest first.
+    """
+
+    def join(*arrays):
+        arrays = [np.asarray(array) for array in arrays]
+        widest = tuple(np.max([array.shape[1:] for array in arrays], axis=0).astype(int))
+        return np.concatenate(
+            [
+                np.pad(array, [(0, 0)] + [(0, w - n) for w, n in zip(widest, array.shape[1:])])
+                if array.shape[1:] != widest
+                else array
+                for array in arrays
+            ]
+        )
+
+    return keras.tree.map_structure(join, *batches)

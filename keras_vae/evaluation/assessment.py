@@ -10,7 +10,7 @@ import math
 import keras
 import numpy as np
 
-from keras_vae.datasets.batching import numpy_batches
+from keras_vae.datasets.batching import concatenate_batches, numpy_batches
 from keras_vae.ops import latent
 from keras_vae.trainers import compile_inference
 
@@ -363,4 +363,4 @@ def _first(data, count, batch_size):
             break
     if not batches:
         raise ValueError("The data to assess holds no examples.")
-    return keras.tree.map_structure(lambda *arrays: np.concatenate(arrays)[:count], *batches)
+    return keras.tree.map_structure(lambda array: array[:count], concatenate_batches(batches))

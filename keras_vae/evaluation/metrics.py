@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_vae.datasets.batching import numpy_batches
+from keras_vae.datasets.batching import concatenate_batches, numpy_batches
 from keras_vae.trainers import compile_inference
 
 # Decoded examples per compiled chunk of importance samples. On a 2-core CPU
@@ -144,18 +144,21 @@ def _numpy_seed(seed):
 
 
 def _regroup(batches, size):
-    """The examples of `batches` (arrays, or dicts of arrays) again, in batches of `size` (the last one smaller)."""
+    """The examples of `batches` (arrays, or dicts of arrays) again, in batches of `size` (the last one smaller).
+
+    Batches of token ids of different widths (bucketed text) are padded to the widest of each new batch.
+    """
     pending, count = [], 0
     for batch in batches:
         batch = keras.tree.map_structure(np.asarray, batch)
         pending.append(batch)
         count += _num_examples(batch)
         while count >= size:
-            merged = keras.tree.map_structure(lambda *arrays: np.concatenate(arrays), *pending)
+            merged = concatenate_batches(pending)
             yield keras.tree.map_structure(lambda array: array[:size], merged)
             pending, count = [keras.tree.map_structure(lambda array: array[size:], merged)], count - size
     if count:
-        yield keras.tree.map_structure(lambda *arrays: np.concatenate(arrays), *pending)
+        yield concatenate_batches(pending)
 
 
 def model_posterior_mean(vae, x, grid=None):

@@ -13,7 +13,7 @@ import numpy as np
 
 from keras_vae import names
 from keras_vae.datasets import text as text_data
-from keras_vae.datasets.batching import numpy_batches
+from keras_vae.datasets.batching import concatenate_batches, numpy_batches
 from keras_vae.evaluation.assessment import Assessment, assess
 from keras_vae.evaluation.metrics import importance_weighted_nll
 
@@ -163,7 +163,7 @@ def _arrays(data, batch_size):
     batches = list(numpy_batches(data, batch_size))
     if not batches:
         raise ValueError("The data to evaluate on holds no examples.")
-    return keras.tree.map_structure(lambda *arrays: np.concatenate(arrays), *batches)
+    return concatenate_batches(batches)
 
 
 def _first(x, count):

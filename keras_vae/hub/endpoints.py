@@ -50,14 +50,25 @@ def endpoint_inputs(model):
 
 
 def endpoint_input_shapes(model):
-    """`{input name: shape}` of one example, from the encoder's input, the latent size and the conditions."""
-    inputs = getattr(model.encoder, "inputs", None)
-    if not inputs or any(size is None for size in inputs[0].shape[1:]):
-        raise ExportError(
-            "Exporting needs the encoder's input shape: build the encoder as a functional "
-            "model with keras.Input(shape=...) of fixed size (the batch size may stay free)."
-        )
-    shapes = {"x": tuple(inputs[0].shape[1:]), "z": (model.latent_dim,), "epsilon": (model.latent_dim,)}
+    """`{input name: shape}` of one example, from the encoder's input, the latent size and the conditions.
+
+    An `AutoregressiveVAE`'s example shape is its `data_shape` (the LSTM
+    encoder takes any length; the export takes the longest the model was built for).
+    """
+    if isinstance(model, AutoregressiveVAE):
+        try:
+            example_shape = model.data_shape
+        except ValueError as error:
+            raise ExportError(f"Exporting needs the example shape: {error}") from None
+    else:
+        inputs = getattr(model.encoder, "inputs", None)
+        if not inputs or any(size is None for size in inputs[0].shape[1:]):
+            raise ExportError(
+                "Exporting needs the encoder's input shape: build the encoder as a functional "
+                "model with keras.Input(shape=...) of fixed size (the batch size may stay free)."
+            )
+        example_shape = tuple(inputs[0].shape[1:])
+    shapes = {"x": tuple(example_shape), "z": (model.latent_dim,), "epsilon": (model.latent_dim,)}
     return {**shapes, **{name: () for name in getattr(model, "conditions", ())}}
 
 

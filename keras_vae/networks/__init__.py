@@ -12,7 +12,8 @@ Any model can replace them if it keeps the contract that `VAE` relies on:
   `(batch, condition_dim)`, as `[x, condition]` and `[z, condition]`;
 - in an `AutoregressiveVAE`, the decoder takes `[z, x]` and its output at
   position i depends on `z` and on `x` before i only (`pixelcnn_decoder`,
-  `lstm_decoder`).
+  `lstm_decoder`). The LSTM networks take sentences of any length
+  (`keras.Input(shape=(None,))`).
 
 The builders take `condition_dim` (0: no condition input) and the
 encoders an `input_transform` (`"log1p"` for counts: the encoder sees
@@ -22,7 +23,15 @@ counts).
 
 from keras_vae import names
 from keras_vae.networks.dense import INPUT_TRANSFORMS, Log1p, conv_decoder, conv_encoder, mlp_decoder, mlp_encoder
-from keras_vae.networks.lstm import ShiftRight, WordDropout, lstm_decoder, lstm_encoder
+from keras_vae.networks.lstm import (
+    DECODER_LAYERS,
+    LSTMDecoderSteps,
+    RepeatOverPositions,
+    ShiftRight,
+    WordDropout,
+    lstm_decoder,
+    lstm_encoder,
+)
 from keras_vae.networks.pixelcnn import MASK_TYPES, GatedPixelCNNBlock, MaskedConv2D, pixelcnn_decoder
 
 # Name (`keras_vae.names.ARCHITECTURES`) -> (encoder builder, decoder builder).
@@ -40,11 +49,14 @@ if set(ARCHITECTURES) != set(names.ARCHITECTURES):
 
 __all__ = [
     "ARCHITECTURES",
+    "DECODER_LAYERS",
     "INPUT_TRANSFORMS",
     "MASK_TYPES",
     "GatedPixelCNNBlock",
+    "LSTMDecoderSteps",
     "Log1p",
     "MaskedConv2D",
+    "RepeatOverPositions",
     "ShiftRight",
     "WordDropout",
     "conv_decoder",

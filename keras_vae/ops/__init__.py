@@ -1,5 +1,6 @@
-"""Pure `keras.ops` math of the VAE objective and of the latent code, usable outside the model."""
+"""Pure `keras.ops` math of the VAE objective, of the latent code and of token-by-token decoding, usable outside the model."""
 
+from keras_vae.ops.decoding import beam_search, decode_step_by_step, end_at_first
 from keras_vae.ops.kl import free_bits_kl, gaussian_kl
 from keras_vae.ops.latent import (
     active_units,
@@ -12,6 +13,9 @@ from keras_vae.ops.latent import (
 
 __all__ = [
     "active_units",
+    "beam_search",
+    "decode_step_by_step",
+    "end_at_first",
     "free_bits_kl",
     "gaussian_kl",
     "kl_per_dimension",

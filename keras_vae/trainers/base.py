@@ -35,7 +35,7 @@ class BaseVAETrainer:
             decoder or joint step updates the model's metrics and counts an
             iteration; an encoder step changes no model state.
         The options `aggressive`, `max_inner_steps`, `inner_check_every` and
-            `mi_patience`, which its `compile` sets (defaults here).
+            `mi_patience`, `min_mi_gain`, which its `compile` sets (defaults here).
 
     This class provides the training state (`train_iterations`, which the β
     schedule reads, and aggressive training's `aggressive_mode`,
@@ -72,9 +72,7 @@ class BaseVAETrainer:
             shape=(), dtype="int32", initializer="zeros", trainable=False, name="aggressive_mode"
         )
         # He et al.'s stopping rule, kept across fit() calls and saves.
-        self.best_mutual_info = self.add_weight(
-            shape=(), initializer=keras.initializers.Constant(-1e9), trainable=False, name="best_mutual_info"
-        )
+        self.best_mutual_info = self.add_weight(shape=(), initializer="zeros", trainable=False, name="best_mutual_info")
         self.epochs_without_mi_gain = self.add_weight(
             shape=(), dtype="int32", initializer="zeros", trainable=False, name="epochs_without_mi_gain"
         )
@@ -82,6 +80,7 @@ class BaseVAETrainer:
         self.max_inner_steps = 100
         self.inner_check_every = 10
         self.mi_patience = 1
+        self.min_mi_gain = 0.05
         self._encoder_batches = None
         self._inner_step_counts = []
         self._encoder_variable_ids = None
@@ -223,6 +222,7 @@ class BaseVAETrainer:
                 AggressiveTrainingSwitch(
                     x if validation_data is None else validation_data,
                     patience=self.mi_patience,
+                    min_gain=self.min_mi_gain,
                     batch_size=batch_size or 128,
                 ),
             )
