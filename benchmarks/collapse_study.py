@@ -27,11 +27,11 @@ times faster than JAX's for the PixelCNN.)
 Text setting (He et al. on text, with the fast text path: batches bucketed by
 length): basic, annealing, aggressive, aggressive + annealing and the LSTM
 language model without a latent (`language model`), on PTB documents and on
-PTB sentences, in under an hour on 2 idle CPU cores:
+PTB sentences, in 31 minutes on 2 idle CPU cores:
 
     python benchmarks/collapse_study.py --setting text
 
-(`--epochs` scales its budget, e.g. three times the epochs:
+(`--epochs` scales its budget, e.g. three times the epochs, 14 minutes:
 `--setting text --datasets ptb-documents --methods basic,aggressive --epochs 18`.)
 
 Full setting (He et al.'s sizes: all of PTB with a 1024-unit LSTM, all of

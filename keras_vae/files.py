@@ -53,6 +53,20 @@ def atomic_directory(path, replace=False):
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def restore_moved_aside(parent):
+    """Moves back into `parent` what `atomic_directory(replace=True)` had moved aside when a kill came between
+    its two renames (so that `path` is missing); a no-op when `parent` does not exist."""
+    if not os.path.isdir(parent):
+        return
+    for aside in os.listdir(parent):
+        folder = os.path.join(parent, aside)
+        if not (aside.startswith(".old-") and os.path.isdir(folder)):
+            continue
+        for name in os.listdir(folder):
+            if not os.path.exists(os.path.join(parent, name)):
+                os.replace(os.path.join(folder, name), os.path.join(parent, name))
+
+
 def _umask():
     umask = os.umask(0)
     os.umask(umask)

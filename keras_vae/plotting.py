@@ -193,6 +193,8 @@ def plot_collapse_curves(curves, path, title=None):
     """
     figure, axes = new_figure(1, 3, figsize=(16, 4.2))
     for name, records in curves.items():
+        if not records:  # a run without a latent (a language model) has no curves
+            continue
         steps = [r["step"] for r in records]
         for axis, key in zip(axes, ("kl", "mutual_info", "active_units")):
             axis.plot(steps, [r[key] for r in records], label=name, linewidth=1.5)

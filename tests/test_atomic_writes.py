@@ -15,7 +15,7 @@ import pytest
 
 from conftest import prototype_images, small_vae, to_numpy
 from keras_vae import callbacks
-from keras_vae.files import atomic_directory, atomic_path, write_json
+from keras_vae.files import atomic_directory, atomic_path, restore_moved_aside, write_json
 
 
 class Killed(Exception):
@@ -71,3 +71,26 @@ def test_a_directory_writer_that_dies_leaves_the_previous_directory(tmp_path):
         raise Killed
     assert (target / "saved_model.pb").read_text() == "complete"
     assert os.listdir(tmp_path) == ["export"]
+
+
+@pytest.mark.backend_independent
+def test_a_directory_killed_between_its_two_renames_is_moved_back(tmp_path, monkeypatch):
+    target = tmp_path / "best"
+    with atomic_directory(target) as staging:
+        with open(os.path.join(staging, "best.json"), "w") as file:
+            file.write("epoch 2")
+    real_replace = os.replace
+
+    def killed_after_moving_aside(source, destination):
+        real_replace(source, destination)
+        if os.path.basename(os.path.dirname(destination)).startswith(".old-best-"):
+            raise Killed
+
+    monkeypatch.setattr(os, "replace", killed_after_moving_aside)
+    with pytest.raises(Killed), atomic_directory(target, replace=True) as staging:
+        with open(os.path.join(staging, "best.json"), "w") as file:
+            file.write("epoch 3")
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert not target.exists()  # the window this guards against
+    restore_moved_aside(tmp_path)
+    assert (target / "best.json").read_text() == "epoch 2"

@@ -241,6 +241,10 @@ BAD_INPUTS = {
         lambda tmp, npz: ["--dataset", npz, "--lr-decay-patience", "2", "--lr-schedule", "cosine"],
         ["--lr-schedule cosine", "--lr-schedule constant"],
     ),
+    "model selection without a validation set": (
+        lambda tmp, npz: ["--dataset", npz, "--keep-best", "--validation-fraction", "0"],
+        ["--keep-best", "--validation-fraction 0.1"],
+    ),
     "resume with a longer cosine schedule": (
         lambda tmp, npz: ["--resume", _finished_run(tmp, npz, "--lr-schedule", "cosine"), "--epochs", "5"],
         ["sized for 2 epochs"],

@@ -183,7 +183,7 @@ def test_collapse_curves_figure_has_one_line_per_run_and_a_symlog_kl_axis(tmp_pa
         plotting, "save_figure", lambda figure, path: figures.append(figure) or save_figure(figure, path)
     )
     path = plotting.plot_collapse_curves(
-        {"basic": records(0.01), "aggressive": records(3.0)}, str(tmp_path / "c.png"), title="t"
+        {"basic": records(0.01), "aggressive": records(3.0), "language model": []}, str(tmp_path / "c.png"), title="t"
     )
     image = matplotlib.image.imread(path)
     assert image.ndim == 3 and image.shape[1] > 2.5 * image.shape[0]  # three panels side by side, the legend below
@@ -191,6 +191,7 @@ def test_collapse_curves_figure_has_one_line_per_run_and_a_symlog_kl_axis(tmp_pa
     assert kl_axis.get_yscale() == "symlog" and mi_axis.get_yscale() == "linear"
     assert [len(axis.get_lines()) for axis in (kl_axis, mi_axis, units_axis)] == [2, 2, 2]
     np.testing.assert_allclose(kl_axis.get_lines()[1].get_ydata(), [3.0, 30.0, 60.0])
+    assert [text.get_text() for text in figures[0].legends[0].get_texts()] == ["basic", "aggressive"]  # no empty entry
 
 
 # ------------------------------------------------------------------ each check, a curve that passes and one that fails

@@ -342,7 +342,6 @@ def test_beam_search_finds_the_most_probable_sentence_of_all():
 
     greedy = vae.generate(z, method="greedy")
     np.testing.assert_array_equal(vae.generate(z, method="beam", beam_width=1), greedy)
-    narrow = vae.generate(z, method="beam", beam_width=2)
-    assert (log_prob_given_z(vae, z, narrow) >= log_prob_given_z(vae, z, greedy) - 1e-5).all()
+    narrow = vae.generate(z, method="beam", beam_width=2)  # no better than the exhaustive search
     assert (log_prob_given_z(vae, z, exhaustive) >= log_prob_given_z(vae, z, narrow) - 1e-5).all()
     assert (scores.max(axis=1) > log_prob_given_z(vae, z, greedy) + 1e-3).any()  # greedy is not always the best

@@ -211,6 +211,18 @@ class TrainConfig:
             )
 
     def _check_plateau(self):
+        chosen_on_validation = {
+            "--lr-decay-patience": self.lr_decay_patience is not None,
+            "--early-stopping": self.early_stopping is not None,
+            "--keep-best": self.keep_best,
+        }
+        used = [flag for flag, given in chosen_on_validation.items() if given]
+        if used and not self.validation_fraction:
+            raise ConfigError(
+                f"--validation-fraction 0 leaves no validation loss for {' and '.join(used)} to choose on (the test "
+                f"set would pick the model it then scores): pass --validation-fraction 0.1, or drop "
+                f"{'them' if len(used) > 1 else 'it'}."
+            )
         if self.lr_decay_patience is None:
             for name in ("lr_decay_factor", "max_lr_decays"):
                 if getattr(self, name) is not None:

@@ -320,11 +320,11 @@ def _training_recipe(run, log, verbose):
     config, checkpoints = run.config, os.path.join(run.directory, CHECKPOINTS)
     recipe, decay = [], None
     if config.lr_decay_patience is not None:
+        given = {"factor": config.lr_decay_factor, "max_decays": config.max_lr_decays}  # None: the callback's default
         decay = callbacks.DecayOnPlateau(
             monitor=names.VAL_LOSS,
-            factor=0.5 if config.lr_decay_factor is None else config.lr_decay_factor,
             patience=config.lr_decay_patience,
-            max_decays=5 if config.max_lr_decays is None else config.max_lr_decays,
+            **{name: value for name, value in given.items() if value is not None},
             best_weights_path=os.path.join(checkpoints, LR_DECAY_BEST),
             verbose=1 if verbose else 0,
             print_fn=log,

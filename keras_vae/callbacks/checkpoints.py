@@ -2,7 +2,6 @@
 
 import csv
 import json
-import math
 import os
 import shutil
 
@@ -10,7 +9,8 @@ import keras
 import numpy as np
 
 from keras_vae import names
-from keras_vae.files import atomic_directory, atomic_path, write_json
+from keras_vae.callbacks.plateau import improves
+from keras_vae.files import atomic_directory, atomic_path, restore_moved_aside, write_json
 
 
 class RunCheckpoint(keras.callbacks.Callback):
@@ -45,7 +45,9 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.history_csv = history_csv
 
     def on_train_begin(self, logs=None):
-        # What a run killed mid-save left: staging directories (.tmp-epoch-0003-…, .tmp-best-…) and files (.tmp-….npz).
+        # What a run killed mid-save left: a directory moved aside but not yet replaced goes back, then staging
+        # directories (.tmp-epoch-0003-…, .tmp-best-…), files (.tmp-….npz) and replaced ones (.old-…) go.
+        restore_moved_aside(self.directory)
         if os.path.isdir(self.directory):
             for name in os.listdir(self.directory):
                 path = os.path.join(self.directory, name)
@@ -107,13 +109,15 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         self.min_delta = float(min_delta)
         self.best = None
         self.best_epoch = None
+        if resume:  # a kill while the best was being replaced may have left it moved aside
+            restore_moved_aside(os.path.dirname(os.path.abspath(self.directory)))
         record = read_best_record(self.directory) if resume else None
         if record is not None:
             self.best, self.best_epoch = record["value"], record["epoch"] - 1
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
-        if value is None or not math.isfinite(value) or not self._improved(float(value)):
+        if value is None or not improves(float(value), self.best, self.mode, self.min_delta):
             return
         self.best, self.best_epoch = float(value), epoch
         with atomic_directory(self.directory, replace=True) as staging:
@@ -121,13 +125,6 @@ class BestModelCheckpoint(keras.callbacks.Callback):
             write_json(
                 os.path.join(staging, BEST_RECORD), {"epoch": epoch + 1, "monitor": self.monitor, "value": self.best}
             )
-
-    def _improved(self, value):
-        if self.best is None:
-            return True
-        if self.mode == "min":
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
 
 
 def read_best_record(directory):

@@ -44,6 +44,15 @@ def optimizer_slots(optimizer):
     return slots
 
 
+def improves(value, best, mode="min", min_delta=0.0):
+    """Whether `value` beats `best` (None: nothing yet) by more than `min_delta`; a non-finite value never does."""
+    if not math.isfinite(value):
+        return False
+    if best is None:
+        return True
+    return value < best - min_delta if mode == "min" else value > best + min_delta
+
+
 def _values(variables):
     return [np.array(keras.ops.convert_to_numpy(v.value), copy=True) for v in variables]
 
@@ -158,6 +167,12 @@ class DecayOnPlateau(keras.callbacks.Callback):
         self.best, self.best_epoch = state.get("best"), state.get("best_epoch")
         self.wait, self.decays = int(state.get("wait", 0)), int(state.get("decays", 0))
         self._read_best_weights = self.best is not None and self.best_weights_path is not None
+        if self.best is not None and self.best_weights_path is None:
+            warnings.warn(
+                "DecayOnPlateau was given a best epoch but no `best_weights_path` to read its weights from: "
+                "it will not decay until a new best: pass the `best_weights_path` the run wrote.",
+                stacklevel=2,
+            )
 
     # ------------------------------------------------------------- training
     def on_train_begin(self, logs=None):
@@ -183,7 +198,7 @@ class DecayOnPlateau(keras.callbacks.Callback):
                     "pass validation data to fit, or another `monitor`.",
                     stacklevel=2,
                 )
-        elif self._improved(float(current)):
+        elif improves(float(current), self.best, self.mode, self.min_delta):
             self.best, self.best_epoch, self.wait = float(current), epoch, 0
             self._best_weights = _values(network_weights(self.model))
             self._best_slots = _values(optimizer_slots(self.model.optimizer))
@@ -197,15 +212,6 @@ class DecayOnPlateau(keras.callbacks.Callback):
     def learning_rate(self):
         """The rate the model's optimizer trains at (a `MultiPartOptimizer`'s counting part's)."""
         return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-
-    def _improved(self, value):
-        if not math.isfinite(value):
-            return False
-        if self.best is None:
-            return True
-        if self.mode == "min":
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
 
     def _decay(self, epoch):
         self._restore_best()
@@ -257,8 +263,12 @@ class DecayOnPlateau(keras.callbacks.Callback):
             self._best_weights = [saved[f"weights_{i}"] for i in range(count)]
             count = sum(1 for key in saved.files if key.startswith("slots_"))
             self._best_slots = [saved[f"slots_{i}"] for i in range(count)]
-            # Written at each new best, so it may be an epoch newer than the counters (a run killed in between).
-            self.best, self.best_epoch = float(saved["best"]), int(saved["best_epoch"])
+            # Written at each new best, so it may be an epoch newer than the counters (a run killed in between):
+            # then that epoch was the last improvement.
+            best_epoch = int(saved["best_epoch"])
+            if best_epoch != self.best_epoch:
+                self.wait = 0
+            self.best, self.best_epoch = float(saved["best"]), best_epoch
 
 
 class ResumedEarlyStopping(keras.callbacks.EarlyStopping):

@@ -152,8 +152,8 @@ def bucketed_batches(ids, batch_size, boundaries=None, shuffle=True, seed=None):
     one step per width). With `shuffle`, the rows are reshuffled every epoch,
     then sorted by length `SORT_WINDOW_BATCHES` batches' worth at a time and
     cut into batches, which are shuffled again: batches hold rows of similar
-    length (as `tf.data`'s `bucket_by_sequence_length` does), but every batch
-    but the last has `batch_size` rows, so an epoch has the same number of
+    length (as `tf.data`'s `bucket_by_sequence_length` does), but all batches
+    but one have `batch_size` rows, so an epoch has the same number of
     steps as plain batching. Without `shuffle` the rows keep their order (for
     evaluation) and each batch is only trimmed.
 

@@ -123,6 +123,7 @@ class AutoregressiveVAE(VAE):
     def generate(
         self,
         z,
+        *,
         method=SAMPLE,
         beam_width=5,
         length=None,
@@ -224,7 +225,7 @@ class AutoregressiveVAE(VAE):
             return step
 
         step = self._compiled(("reruns", shape, float(temperature)), make)
-        x = np.zeros((len(z), *shape), self.compute_dtype)
+        x = np.zeros((len(z), *shape), "float32")
         noise = () if uniform is None else (uniform,)
         progress = keras.utils.Progbar(flat_positions.size, unit_name="position") if verbose else None
         for position in range(flat_positions.size):
@@ -274,11 +275,17 @@ class AutoregressiveVAE(VAE):
 
         key = ("steps", method, length, float(temperature), int(beam_width), bool(normalize_length))
         tokens = self._compiled(key, make)(z, *(() if uniform is None else (uniform,)))
-        return np.asarray(ops.convert_to_numpy(tokens)).astype(self.compute_dtype)
+        return np.asarray(ops.convert_to_numpy(tokens)).astype("float32")  # ids, exact in float32 up to 2**24
 
     def decode(self, z):
         """The greedy `generate(z)`: at each position, the most probable value given those before."""
         return self.generate(z, method=GREEDY)
+
+    def reconstruct(self, x):
+        """The greedy decoding of the posterior mean of `x`: an array shaped like x (a batch of token ids cut
+        to its longest sentence gives sequences of that length)."""
+        length = x.shape[1] if len(x.shape) == 2 and self._generates_tokens(tuple(x.shape[1:])) else None
+        return self.generate(self.embed(x), method=GREEDY, length=length)
 
     def sample(self, n, seed=None):
         """`n` draws of x: z ~ N(0, I), then x ~ p(x|z) one position at a time."""

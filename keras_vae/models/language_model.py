@@ -7,7 +7,9 @@ from keras import layers, ops
 from keras_vae import names
 from keras_vae.datasets.batching import numpy_batches
 from keras_vae.likelihoods.categorical import Categorical, categorical_log_prob
+from keras_vae.models.own_loss import ComputesOwnLoss
 from keras_vae.networks.lstm import ShiftRight
+from keras_vae.trainers import scale_loss_for_replicas
 
 
 def lstm_language_model_network(vocabulary_size, embedding_dim=256, units=512, dropout=0.0, name="language_model"):
@@ -27,7 +29,7 @@ def lstm_language_model_network(vocabulary_size, embedding_dim=256, units=512, d
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
-class LanguageModel(keras.Model):
+class LanguageModel(ComputesOwnLoss, keras.Model):
     """p(x) = Π_i p(x_i | x_<i): the LSTM decoder of a text VAE with no latent code.
 
     He et al. (2019) and Bowman et al. (2016) report a text VAE's perplexity
@@ -76,24 +78,12 @@ class LanguageModel(keras.Model):
 
     def compile(self, optimizer=names.ADAM, **kwargs):
         """Configures training. With no arguments: Adam; the loss is the model's own."""
-        for name in ("loss", "metrics", "loss_weights", "weighted_metrics"):
-            if kwargs.get(name) is not None:
-                raise ValueError(f"LanguageModel computes its own loss; remove `{name}` from compile().")
+        self.refuse_loss_arguments(kwargs)
         super().compile(optimizer=optimizer, **kwargs)
         self._compile_arguments = dict(optimizer=self.optimizer, **kwargs)
 
-    def get_compile_config(self):
-        if not self.compiled:
-            return None
-        return {k: keras.saving.serialize_keras_object(v) for k, v in self._compile_arguments.items()}
-
-    def compile_from_config(self, config):
-        self.compile(**{k: keras.saving.deserialize_keras_object(v) for k, v in config.items()})
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
-
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        return -ops.mean(categorical_log_prob(x, y_pred, names.PAD))
+        return scale_loss_for_replicas(-ops.mean(categorical_log_prob(x, y_pred, names.PAD)))
 
     def nll(self, x, batch_size=128):
         """The negative log-likelihood of each sentence in nats, as NumPy `(n,)`: exact, there is no latent."""
@@ -106,7 +96,7 @@ class LanguageModel(keras.Model):
 
     def perplexity(self, x, batch_size=128):
         """exp(total NLL / scored tokens) over a token-id array `x` (padding not scored), as for the text VAE."""
-        tokens = np.sum(np.asarray(x) != names.PAD)
+        tokens = np.sum(np.asarray(x) != names.PAD)  # as `datasets.text.perplexity`, which models may not import
         return float(np.exp(np.sum(self.nll(x, batch_size), dtype="float64") / tokens))
 
     def get_config(self):

@@ -8,6 +8,7 @@ from keras import ops
 
 from keras_vae import likelihoods, names, networks, schedules
 from keras_vae.datasets.batching import concatenate_batches, numpy_batches
+from keras_vae.models.own_loss import ComputesOwnLoss
 from keras_vae.ops.kl import free_bits_kl, gaussian_kl
 from keras_vae.trainers import VAETrainer, scale_loss_for_replicas
 
@@ -24,7 +25,7 @@ def returns_numpy(method):
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
-class VAE(VAETrainer, keras.Model):
+class VAE(ComputesOwnLoss, VAETrainer, keras.Model):
     """A variational autoencoder trained by reparameterized gradients.
 
     The encoder maps `x` to `[z_mean, z_log_var]` (each `(batch, latent_dim)`),
@@ -324,9 +325,7 @@ class VAE(VAETrainer, keras.Model):
                 Defaults to `0.05`.
             **kwargs: passed to `keras.Model.compile` (e.g. `jit_compile`).
         """
-        for name in ("loss", "metrics", "loss_weights", "weighted_metrics"):
-            if kwargs.get(name) is not None:
-                raise ValueError(f"VAE computes its own loss and metrics; remove `{name}` from compile().")
+        self.refuse_loss_arguments(kwargs)
         if kwargs.get("steps_per_execution", 1) != 1:
             raise ValueError("VAE runs one iteration per call: use steps_per_execution=1.")
         if free_bits < 0:
@@ -365,16 +364,6 @@ class VAE(VAETrainer, keras.Model):
             min_mi_gain=self.min_mi_gain,
             **kwargs,
         )
-
-    def get_compile_config(self):
-        if not self.compiled:
-            return None
-        return {k: keras.saving.serialize_keras_object(v) for k, v in self._compile_arguments.items()}
-
-    def compile_from_config(self, config):
-        self.compile(**{k: keras.saving.deserialize_keras_object(v) for k, v in config.items()})
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
 
     # --------------------------------------------------------- serialization
     def get_config(self):

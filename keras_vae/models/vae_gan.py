@@ -245,9 +245,7 @@ class VAEGAN(VAE):
                 Default to pythae's `0.68` and `0.4`.
             **kwargs: passed to `keras.Model.compile` (e.g. `jit_compile`).
         """
-        for name in ("loss", "metrics", "loss_weights", "weighted_metrics"):
-            if kwargs.get(name) is not None:
-                raise ValueError(f"VAEGAN computes its own loss and metrics; remove `{name}` from compile().")
+        self.refuse_loss_arguments(kwargs)
         if kwargs.pop("aggressive", False):
             raise ValueError("VAEGAN has no aggressive training: its encoder already steps on its own loss.")
         if free_bits < 0 or gamma < 0 or margin < 0:

@@ -54,7 +54,8 @@ class AggressiveTrainingSwitch(keras.callbacks.Callback):
     stops climbing: in their code, as soon as an epoch's estimate is not above
     the previous epoch's. Here an epoch counts as a rise only if it beats the
     best estimate so far by more than `min_gain` (as `EarlyStopping`'s
-    `min_delta`), `patience` times in a row: the minibatch estimate is noisy,
+    `min_delta`), and the mode ends after `patience` epochs in a row without
+    one: the minibatch estimate is noisy,
     and on Penn Treebank it crept up by hundredths of a nat per epoch, which
     kept aggressive mode (and its cost) on for the whole run. The best starts
     at 0 nats, as He et al.'s previous estimate does: a first epoch that
