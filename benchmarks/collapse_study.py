@@ -31,7 +31,7 @@ PTB sentences, in 31 minutes on 2 idle CPU cores:
 
     python benchmarks/collapse_study.py --setting text
 
-(`--epochs` scales its budget, e.g. three times the epochs, 14 minutes:
+(`--epochs` scales its budget, e.g. three times the epochs, 15 minutes:
 `--setting text --datasets ptb-documents --methods basic,aggressive --epochs 18`.)
 
 Full setting (He et al.'s sizes: all of PTB with a 1024-unit LSTM, all of
