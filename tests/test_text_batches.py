@@ -100,6 +100,8 @@ def test_without_shuffle_the_rows_keep_their_order_and_batches_concatenate_back(
     np.testing.assert_array_equal(padded(batches, 40), ids)
     dicts = concatenate_batches([{"x": batches[0]}, {"x": batches[3]}])
     assert dicts["x"].shape == (18, max(batches[0].shape[1], batches[3].shape[1]))
+    with pytest.raises(ValueError):  # only token ids are padded: other arrays of other shapes do not join
+        concatenate_batches([np.zeros((2, 3), "float32"), np.zeros((2, 4), "float32")])
 
 
 @pytest.mark.backend_independent

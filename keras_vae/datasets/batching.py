@@ -43,21 +43,16 @@ def random_batches(data, batch_size):
 def concatenate_batches(batches):
     """Batches (arrays, or dicts of arrays) as one, along the first axis.
 
-    Arrays of different widths, as bucketed batches of token ids are
+    Token ids `(batch, width)` of different widths, as bucketed batches are
     (`keras_vae.datasets.text.bucketed_batches`), are padded with 0 (`<pad>`)
-    to the widest first.
+    to the widest first; other arrays must agree in shape past the first axis.
     """
 
     def join(*arrays):
         arrays = [np.asarray(array) for array in arrays]
-        widest = tuple(np.max([array.shape[1:] for array in arrays], axis=0).astype(int))
-        return np.concatenate(
-            [
-                np.pad(array, [(0, 0)] + [(0, w - n) for w, n in zip(widest, array.shape[1:])])
-                if array.shape[1:] != widest
-                else array
-                for array in arrays
-            ]
-        )
+        if all(array.ndim == 2 and np.issubdtype(array.dtype, np.integer) for array in arrays):
+            widest = max(array.shape[1] for array in arrays)
+            arrays = [np.pad(array, [(0, 0), (0, widest - array.shape[1])]) for array in arrays]
+        return np.concatenate(arrays)
 
     return keras.tree.map_structure(join, *batches)

@@ -55,11 +55,11 @@ class AggressiveTrainingSwitch(keras.callbacks.Callback):
     the previous epoch's. Here an epoch counts as a rise only if it beats the
     best estimate so far by more than `min_gain` (as `EarlyStopping`'s
     `min_delta`), and the mode ends after `patience` epochs in a row without
-    one: the minibatch estimate is noisy,
-    and on Penn Treebank it crept up by hundredths of a nat per epoch, which
-    kept aggressive mode (and its cost) on for the whole run. The best starts
-    at 0 nats, as He et al.'s previous estimate does: a first epoch that
-    leaves I(x; z) under `min_gain` counts as no rise. `VAE.fit` puts this callback first in the list itself when
+    one: the minibatch estimate is noisy, and on Penn Treebank it crept up by
+    hundredths of a nat per epoch, which kept aggressive mode (and its cost)
+    on for the whole run. The best starts at 0 nats, as He et al.'s previous
+    estimate does: a first epoch that leaves I(x; z) under `min_gain` counts
+    as no rise. `VAE.fit` puts this callback first in the list itself when
     the model was compiled with `aggressive=True`. It logs `aggressive` (1 while
     the epoch ran in aggressive mode), `encoder_steps` (mean inner encoder
     updates per iteration) and, while aggressive, `val_mutual_info`. The best
