@@ -1,17 +1,24 @@
-"""Training throughput of keras-vae against bare Keras and a plain PyTorch loop.
+"""Training throughput of keras-vae against bare Keras and a plain PyTorch loop, and of `keras-vae train`.
 
 The same MLP VAE (784-512-256 → 32 → 256-512-784, Bernoulli, Adam, batch 128)
 is trained by each contender, one process per Keras backend (it is fixed per
 process), in one run; the samples/second are printed side by side with ratios:
 
-    python benchmarks/throughput.py            # all contenders
-    python benchmarks/throughput.py --rounds 9 --samples 25600
+    python benchmarks/throughput.py                 # 60,000 samples per epoch, 3 rounds
+    python benchmarks/throughput.py --samples 12800 --rounds 5 --command-epochs 0
 
 Contenders: a bare `keras.Model` (one optimizer, Keras's default train step,
-only `compute_loss` overridden), keras-vae's `VAE` (two optimizers, its own
-train steps) and the same in aggressive mode (He et al.'s inner encoder loop,
-capped at 10 inner steps), on each backend; and, in the torch process, a plain
-PyTorch loop. Within a process the contenders take turns epoch by epoch.
+only `compute_loss` overridden) and keras-vae's `VAE` (two optimizers, its own
+train steps), on each backend, both with the backend's default compilation;
+on PyTorch also both with `jit_compile=True` (`torch.compile`, timed after its
+warm-up), and a plain PyTorch loop. Within a process the contenders take turns
+epoch by epoch, and the median of the rounds is reported.
+
+Then the main command: `keras-vae train mnist` with its defaults (in-process, on
+the default backend) against bare `model.fit` of the same model on the same
+pipelines (training and validation) for the same epochs, in interleaved rounds:
+seconds per epoch from the command's `train_seconds` (its whole fit: every
+diagnostic, figure and checkpoint), and its wall time from data to summary.
 """
 
 import argparse
@@ -19,6 +26,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -75,7 +83,7 @@ def plain_torch(x):
     return epoch
 
 
-def bare_keras_model():
+def bare_keras_model(jit_compile="auto"):
     """A plain `keras.Model` VAE: Keras's default train step, one Adam."""
     import keras
     from keras import ops
@@ -101,23 +109,21 @@ def bare_keras_model():
             return ops.mean(reconstruction + kl)
 
     model = BareVAE()
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=jit_compile)
     return model
 
 
-def bare_keras(x):
-    model = bare_keras_model()
+def bare_keras(x, jit_compile="auto"):
+    model = bare_keras_model(jit_compile)
     return lambda: model.fit(x, batch_size=BATCH, epochs=1, verbose=0)
 
 
-def keras_vae_model(x, aggressive=False):
+def keras_vae_model(x, jit_compile="auto"):
     import keras_vae
 
     model = keras_vae.VAE.from_input_shape((784,), latent_dim=LATENT, seed=0)
-    model.compile(aggressive=aggressive, max_inner_steps=10, inner_check_every=5, mi_patience=10**6)
-    # validation_data only feeds the once-per-epoch MI estimate of aggressive mode.
-    validation_data = (x[:1024],) if aggressive else None
-    return lambda: model.fit(x, batch_size=BATCH, epochs=1, verbose=0, validation_data=validation_data)
+    model.compile(jit_compile=jit_compile)
+    return lambda: model.fit(x, batch_size=BATCH, epochs=1, verbose=0)
 
 
 def run_worker(backend, samples, rounds):
@@ -125,20 +131,78 @@ def run_worker(backend, samples, rounds):
     x = synthetic_images(samples)
     contenders = {"bare-keras": bare_keras(x), "keras-vae": keras_vae_model(x)}
     if backend == "torch":
+        contenders["bare-keras-compiled"] = bare_keras(x, jit_compile=True)
+        contenders["keras-vae-compiled"] = keras_vae_model(x, jit_compile=True)
         contenders["plain-torch"] = plain_torch(x)
-    contenders["keras-vae-aggressive"] = keras_vae_model(x, aggressive=True)
     seconds = median_epoch_seconds(contenders, rounds)
     print(json.dumps({name: samples / value for name, value in seconds.items()}))
 
 
+def run_command_worker(epochs, rounds, output):
+    """Seconds of `keras-vae train mnist` (defaults but --epochs) and of bare `fit` on its pipelines."""
+    from click.testing import CliRunner
+
+    from keras_vae.app import build, cli, config
+
+    train_config = config.TrainConfig(epochs=epochs)
+    datasets = build.load_data(train_config)
+
+    def bare_fit():
+        vae = build.build_vae(train_config, datasets.input_shape, datasets.num_train)
+        vae.initialize_decoder_bias(datasets.train)
+        start = time.perf_counter()
+        vae.fit(datasets.train, epochs=epochs, validation_data=datasets.validation, shuffle=False, verbose=0)
+        return time.perf_counter() - start
+
+    def command():
+        run_dir = os.path.join(output, "run")
+        start = time.perf_counter()
+        result = CliRunner().invoke(
+            cli.main, ["train", "--epochs", str(epochs), "--output", run_dir, "--overwrite", "--quiet"]
+        )
+        wall = time.perf_counter() - start
+        if result.exit_code:
+            raise RuntimeError(result.output) from result.exception
+        with open(os.path.join(run_dir, "summary.json")) as file:
+            return json.load(file)["train_seconds"], wall, sorted(_files(run_dir))
+
+    bare, trained, walls = [], [], []
+    for _ in range(rounds):
+        bare.append(bare_fit())
+        seconds, wall, files = command()
+        trained.append(seconds)
+        walls.append(wall)
+    print(
+        json.dumps(
+            {
+                "bare": float(np.median(bare)),
+                "train": float(np.median(trained)),
+                "wall": float(np.median(walls)),
+                "files": files,
+            }
+        )
+    )
+
+
+def _files(run_dir):
+    for root, _, names in os.walk(run_dir):
+        for name in names:
+            yield os.path.relpath(os.path.join(root, name), run_dir)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--samples", type=int, default=12800, help="training examples per epoch")
-    parser.add_argument("--rounds", type=int, default=5, help="timed epochs per contender (median reported)")
+    parser.add_argument("--samples", type=int, default=60000, help="training examples per epoch")
+    parser.add_argument("--rounds", type=int, default=3, help="timed epochs per contender (median reported)")
+    parser.add_argument("--command-epochs", type=int, default=10, help="epochs of the train command; 0: skip it")
+    parser.add_argument("--command-rounds", type=int, default=2, help="interleaved runs of the command and bare fit")
     parser.add_argument("--worker", choices=BACKENDS, help=argparse.SUPPRESS)
+    parser.add_argument("--command-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return run_worker(args.worker, args.samples, args.rounds)
+    if args.command_worker:
+        return run_command_worker(args.command_epochs, args.command_rounds, args.command_worker)
 
     rates = {}
     for backend in BACKENDS:
@@ -161,10 +225,39 @@ def main():
     print(f"{'contender':<22}{'backend':<12}{'samples/s':>11}{'vs plain torch':>16}{'vs bare keras':>15}")
     print(f"{'plain-torch':<22}{'torch':<12}{torch_rate:>11.0f}{1:>15.2f}x")
     for backend, contenders in rates.items():
-        bare = contenders["bare-keras"]
         for name, rate in contenders.items():
-            versus_bare = "" if name == "bare-keras" else f"{rate / bare:.2f}x"
+            bare = contenders["bare-keras-compiled" if name.endswith("compiled") else "bare-keras"]
+            versus_bare = "" if name.startswith("bare-keras") else f"{rate / bare:.2f}x"
             print(f"{name:<22}{backend:<12}{rate:>11.0f}{rate / torch_rate:>15.2f}x{versus_bare:>15}")
+    if args.command_epochs:
+        with tempfile.TemporaryDirectory() as output:
+            env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+            command = [
+                sys.executable,
+                __file__,
+                "--command-worker",
+                output,
+                "--command-epochs",
+                str(args.command_epochs),
+                "--command-rounds",
+                str(args.command_rounds),
+            ]
+            result = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+        times = json.loads(result.strip().splitlines()[-1])
+        epochs = args.command_epochs
+        print(
+            f"\nkeras-vae train mnist --epochs {epochs} ({env.get('KERAS_BACKEND', 'tensorflow')}), "
+            f"median of {args.command_rounds} interleaved rounds:"
+        )
+        print(f"{'':<34}{'s/epoch':>9}{'vs bare fit':>13}")
+        print(f"{'bare model.fit':<34}{times['bare'] / epochs:>9.2f}{1:>12.2f}x")
+        print(
+            f"{'keras-vae train (its fit)':<34}{times['train'] / epochs:>9.2f}{times['train'] / times['bare']:>12.2f}x"
+        )
+        print(
+            f"{'keras-vae train (wall, all files)':<34}{times['wall'] / epochs:>9.2f}{times['wall'] / times['bare']:>12.2f}x"
+        )
+        print(f"run directory: {', '.join(times['files'])}")
 
 
 if __name__ == "__main__":

@@ -64,6 +64,11 @@ CATEGORICAL = "categorical"
 COUNT_LIKELIHOODS = (POISSON, NB, ZINB)
 LIKELIHOODS = (BERNOULLI, GAUSSIAN, *COUNT_LIKELIHOODS, CATEGORICAL)
 
+# Keras dtype policies of the networks (`keras-vae train --dtype-policy`); the objective stays in float32.
+FLOAT32 = "float32"
+MIXED_BFLOAT16 = "mixed_bfloat16"
+DTYPE_POLICIES = (FLOAT32, MIXED_BFLOAT16)
+
 # Encoder/decoder builders (`keras_vae.networks`); the autoregressive ones need an AutoregressiveVAE.
 MLP = "mlp"
 CONV = "conv"

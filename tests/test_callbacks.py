@@ -49,6 +49,19 @@ def test_callbacks_write_their_files_during_fit(tmp_path):
     assert len(lines) == 2 and all(re.match(pattern, line) for line in lines), lines
 
 
+def test_figures_are_drawn_every_n_epochs_and_after_the_last(tmp_path):
+    x, labels = prototype_images(64)
+    vae = small_vae(latent_dim=3)
+    vae.compile()
+    plot = callbacks.LatentSpacePlot(x, labels, tmp_path, every=2, grid_size=0)
+    dynamics = callbacks.LatentDynamics(x, tmp_path, figure_every=2)
+    vae.fit(x, epochs=3, batch_size=32, verbose=0, callbacks=[plot, dynamics])
+    figures = sorted(path.name for path in tmp_path.glob("latent_space_epoch_*.png"))
+    assert figures == ["latent_space_epoch_002.png", "latent_space_epoch_003.png"]
+    assert len(json.loads((tmp_path / "latent_dynamics.json").read_text())) == 3  # the records, every epoch
+    assert dynamics._drawn == 3 and (tmp_path / "latent_dynamics.png").is_file()
+
+
 def test_latent_plane_is_decoded_when_the_latent_space_is_two_dimensional(tmp_path):
     x, labels = prototype_images(128)
     vae = small_vae(latent_dim=2)

@@ -88,9 +88,9 @@ def test_train_writes_a_complete_run_directory(run, tmp_path):
     } <= names
     assert {"diagnostics", "checkpoints"} <= names
     assert not [n for n in names if n.startswith(".tmp")]
-    assert {"latent_dynamics.csv", "latent_dynamics.json", "latent_dynamics.png", "latent_space_epoch_002.png"} <= set(
-        os.listdir(run / "diagnostics")
-    )
+    figures = set(os.listdir(run / "diagnostics"))
+    assert {"latent_dynamics.csv", "latent_dynamics.json", "latent_dynamics.png", "latent_space_epoch_002.png"} <= figures
+    assert "latent_space_epoch_001.png" not in figures  # figures every 5 epochs (--figure-every) and after the last
     assert sorted(os.listdir(run / "checkpoints")) == ["epoch-0001", "epoch-0002"]
     config = json.loads((run / "config.json").read_text())["train"]
     assert config["latent_dim"] == 2 and config["backend"] == keras.backend.backend()

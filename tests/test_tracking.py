@@ -43,7 +43,7 @@ def test_a_run_logs_to_tensorboard_and_to_a_local_mlflow_store(images, tmp_path)
     from mlflow.tracking import MlflowClient  # the mlflow extra, which the test command installs
 
     store = tmp_path / "mlruns"
-    result = train(images, tmp_path / "run", "--tensorboard", "--mlflow", str(store))
+    result = train(images, tmp_path / "run", "--tensorboard", "--mlflow", str(store), "--figure-every", "1")
     assert result.exit_code == 0, result.output
 
     board = tmp_path / "run" / "tensorboard"

@@ -9,6 +9,8 @@ import dataclasses
 import math
 import os
 
+import keras
+
 from keras_vae import datasets as data
 from keras_vae import distribute, likelihoods, lr_finder, names, optimizers, plotting, schedules
 from keras_vae.app.config import ConfigError, document_word_range
@@ -179,7 +181,17 @@ def optimizer(config, total_steps, steps_in_epoch):
 
 def new_vae(config, input_shape, conditions=None, vocabulary=None):
     """The uncompiled `VAE` the config describes: a `ConditionalVAE` given `conditions`,
-    an `AutoregressiveVAE` for the pixelcnn and lstm architectures (the latter over `vocabulary`)."""
+    an `AutoregressiveVAE` for the pixelcnn and lstm architectures (the latter over `vocabulary`),
+    its layers made under the config's dtype policy (Keras's global one is left as it was)."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(config.dtype_policy)
+    try:
+        return _new_vae(config, input_shape, conditions, vocabulary)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _new_vae(config, input_shape, conditions, vocabulary):
     likelihood = (
         likelihoods.Categorical(len(vocabulary)) if config.likelihood == names.CATEGORICAL else config.likelihood
     )

@@ -19,7 +19,19 @@ from keras_vae.files import write_json
 
 # Options a resumed run may change; the others are the run's own.
 RESUMABLE = frozenset(
-    {"epochs", "backend", "quiet", "verbose", "resume", "distribute", "devices", "download", "tensorboard", "mlflow"}
+    {
+        "epochs",
+        "figure_every",
+        "backend",
+        "quiet",
+        "verbose",
+        "resume",
+        "distribute",
+        "devices",
+        "download",
+        "tensorboard",
+        "mlflow",
+    }
 )
 # Options of `train` that say how to run it, not what the run is: not in config.json.
 NOT_SAVED = frozenset({"resume", "overwrite", "quiet", "verbose", "tensorboard", "mlflow"})
@@ -79,6 +91,8 @@ class TrainConfig:
     architecture: str = names.MLP
     latent_dim: int = 32
     likelihood: str = names.BERNOULLI
+    # Keras's dtype policy of the networks (names.DTYPE_POLICIES)
+    dtype_policy: str = names.FLOAT32
     # Objective: β and its schedule, free bits, He et al. (2019)'s aggressive encoder training
     beta: float = 1.0
     beta_schedule: str = names.BETA_CONSTANT
@@ -121,6 +135,8 @@ class TrainConfig:
     keep_best: bool = False
     # How latent-space figures draw codes of more than two dimensions: names.PROJECTIONS
     projection: str = names.PCA
+    # Epochs between the figures in diagnostics/ (the last epoch's are always drawn)
+    figure_every: int = 5
     # Budget and placement
     epochs: int = 10
     distribute: str = "none"

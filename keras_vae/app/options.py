@@ -120,6 +120,12 @@ MODEL_OPTIONS = group(
         help="p(x|z): Bernoulli or Gaussian; Poisson, negative binomial or zero-inflated NB for counts; "
         "categorical over the words (the default for text).",
     ),
+    option(
+        "--dtype-policy",
+        type=click.Choice(names.DTYPE_POLICIES),
+        help="Keras dtype policy of the networks: mixed_bfloat16 computes them in bfloat16 with float32 weights; "
+        "the likelihood and the KL stay in float32.",
+    ),
 )
 OPTIMIZER_OPTIONS = group(
     option(
@@ -236,6 +242,11 @@ RUN_DIRECTORY_OPTIONS = group(
         "--projection",
         type=click.Choice(names.PROJECTIONS),
         help='How latent-space figures draw more than 2 dimensions: pca, or umap (pip install "keras-vae[umap]").',
+    ),
+    option(
+        "--figure-every",
+        type=COUNT,
+        help="Epochs between redrawn figures (latent space, samples, latent dynamics); the last epoch's are drawn too.",
     ),
     click.option(
         "--resume",

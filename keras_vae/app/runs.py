@@ -233,7 +233,9 @@ def train(run, verbose=1, log=print, tensorboard_dir=None, tracking=()):
     diagnostics_dir = os.path.join(run_dir, DIAGNOSTICS)
     probe_x, probe_labels = datasets.probe(PROBE_SIZE)
     board = tensorboard_dir and os.path.join(tensorboard_dir, DIAGNOSTICS)
-    latent = callbacks.LatentDynamics(probe_x, diagnostics_dir, batch_size=config.batch_size, tensorboard_dir=board)
+    latent = callbacks.LatentDynamics(
+        probe_x, diagnostics_dir, batch_size=config.batch_size, tensorboard_dir=board, figure_every=config.figure_every
+    )
     latent.records = list(run.latent_records or [])
     monitor = callbacks.CollapseMonitor(
         probe_x,
@@ -256,13 +258,16 @@ def train(run, verbose=1, log=print, tensorboard_dir=None, tracking=()):
                 probe_x,
                 probe_labels,
                 diagnostics_dir,
+                every=config.figure_every,
                 grid_size=0 if autoregressive else 15,
                 tensorboard_dir=board,
                 projection=config.projection,
             )
         )
         if not autoregressive:
-            watchers.append(callbacks.ImageGrids(probe_x, diagnostics_dir, tensorboard_dir=board))
+            watchers.append(
+                callbacks.ImageGrids(probe_x, diagnostics_dir, every=config.figure_every, tensorboard_dir=board)
+            )
     if datasets.vocabulary is not None:
         datasets.vocabulary.save(os.path.join(run_dir, VOCABULARY))
     # After the diagnostics (which measure the epoch's weights, before a decay reloads the best), before the

@@ -9,18 +9,28 @@ from keras_vae.ops import latent
 
 
 class _EpochFigures(keras.callbacks.Callback):
-    """Base: a figure per `every` epochs, saved as PNG (and to TensorBoard if asked)."""
+    """Base: figures every `every` epochs and after the last one, saved as PNG (and to TensorBoard if asked)."""
 
     def __init__(self, output_dir, every=1, tensorboard_dir=None):
         super().__init__()
         self.output_dir = os.fspath(output_dir)
         self.every = every
         self.tensorboard_dir = tensorboard_dir and os.fspath(tensorboard_dir)
+        self._ended = self._drawn = None
 
     def on_epoch_end(self, epoch, logs=None):
+        self._ended = epoch + 1
         if (epoch + 1) % self.every == 0:
-            for tag, path in self.draw(epoch + 1):
-                self._to_tensorboard(tag, path, epoch + 1)
+            self._draw(epoch + 1)
+
+    def on_train_end(self, logs=None):
+        if self._ended is not None and self._drawn != self._ended:
+            self._draw(self._ended)
+
+    def _draw(self, epoch):
+        self._drawn = epoch
+        for tag, path in self.draw(epoch):
+            self._to_tensorboard(tag, path, epoch)
 
     def _to_tensorboard(self, tag, path, step):
         if not self.tensorboard_dir:
@@ -39,13 +49,14 @@ class LatentSpacePlot(_EpochFigures):
     principal components (or their UMAP embedding, `projection="umap"`, with
     the `[umap]` extra); with exactly two it is the latent plane itself, drawn
     beside the decoded images of a grid over that plane. Saves
-    `latent_space_epoch_NNN.png` in `output_dir` every `every` epochs.
+    `latent_space_epoch_NNN.png` in `output_dir` every `every` epochs and
+    after the last.
 
     Args:
         x: probe inputs (array).
         labels: array of int labels for the colours, or None.
         output_dir: str.
-        every: int, epochs between figures. Defaults to `1`.
+        every: int, epochs between figures (the last epoch's is drawn too). Defaults to `1`.
         grid_size: int, images per side of the decoded grid; 0 for none. Defaults to `15`.
         tensorboard_dir: str or None.
         projection: `"pca"` or `"umap"`. Defaults to `"pca"`. UMAP without
@@ -84,7 +95,7 @@ class ImageGrids(_EpochFigures):
 
     Saves `samples_epoch_NNN.png` (`n_samples` draws of the decoder's mean at
     z ~ N(0, I)) and `reconstructions_epoch_NNN.png` (each probe image above its
-    reconstruction) in `output_dir` every `every` epochs.
+    reconstruction) in `output_dir` every `every` epochs and after the last.
     """
 
     def __init__(self, x, output_dir, n_samples=64, every=1, tensorboard_dir=None):

@@ -25,9 +25,10 @@ class LatentDynamics(keras.callbacks.Callback):
 
     On a fixed probe set, at every epoch end (and every `every_n_steps`
     iterations if given), it records σ² and KL of each latent dimension, active
-    units, I(x; z) and β, and rewrites `latent_dynamics.csv`,
-    `latent_dynamics.json` and `latent_dynamics.png` (one line per dimension,
-    β and active units beside) in `output_dir`. At epoch ends it also adds
+    units, I(x; z) and β, and rewrites `latent_dynamics.csv` and
+    `latent_dynamics.json` in `output_dir`; every `figure_every` epochs and
+    after the last, `latent_dynamics.png` too (one line per dimension, β and
+    active units beside). At epoch ends it also adds
     `active_units` and `mutual_info` to the logs. With `tensorboard_dir`, the
     per-dimension curves go to TensorBoard as scalars too.
 
@@ -37,18 +38,21 @@ class LatentDynamics(keras.callbacks.Callback):
         every_n_steps: int or None, also record every this many iterations.
         batch_size: int, encoding batch size; also the MI estimate's batch size.
         tensorboard_dir: str or None, a TensorBoard log directory.
+        figure_every: int, epochs between redrawn figures. Defaults to `1`.
     """
 
-    def __init__(self, data, output_dir, every_n_steps=None, batch_size=128, tensorboard_dir=None):
+    def __init__(self, data, output_dir, every_n_steps=None, batch_size=128, tensorboard_dir=None, figure_every=1):
         super().__init__()
         self.data = data
         self.output_dir = os.fspath(output_dir)
         self.every_n_steps = every_n_steps
         self.batch_size = batch_size
         self.tensorboard_dir = tensorboard_dir and os.fspath(tensorboard_dir)
+        self.figure_every = figure_every
         self.records = []
         self._epoch = 0
         self._writer = None
+        self._drawn = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -63,6 +67,18 @@ class LatentDynamics(keras.callbacks.Callback):
         if logs is not None:
             logs[names.ACTIVE_UNITS] = record["active_units"]
             logs[names.MUTUAL_INFO] = record["mutual_info"]
+        if (epoch + 1) % self.figure_every == 0:
+            self._draw()
+
+    def on_train_end(self, logs=None):
+        if self.records and self._drawn != len(self.records):
+            self._draw()
+
+    def _draw(self):
+        from keras_vae import plotting  # matplotlib: only once a figure is drawn
+
+        self._drawn = len(self.records)
+        plotting.plot_latent_dynamics(self.records, os.path.join(self.output_dir, "latent_dynamics.png"))
 
     def _record(self, epoch):
         record = latent.latent_statistics(self.model, self.data, self.batch_size)
@@ -76,8 +92,6 @@ class LatentDynamics(keras.callbacks.Callback):
         return record
 
     def _write(self, record):
-        from keras_vae import plotting  # matplotlib: only once a figure is drawn
-
         write_json(os.path.join(self.output_dir, "latent_dynamics.json"), self.records)
         dims = range(len(record["kl_per_dim"]))
         header = ["epoch", "step", "beta", "kl", "active_units", "mutual_info"]
@@ -87,7 +101,6 @@ class LatentDynamics(keras.callbacks.Callback):
             np.savetxt(
                 temporary, np.asarray(rows, float), delimiter=",", header=",".join(header), comments="", fmt="%.6g"
             )
-        plotting.plot_latent_dynamics(self.records, os.path.join(self.output_dir, "latent_dynamics.png"))
         if self.tensorboard_dir:
             import tensorflow as tf
 

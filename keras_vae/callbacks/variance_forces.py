@@ -83,7 +83,7 @@ class LogVarianceForces(keras.callbacks.Callback):
 
             def score(inputs, codes):
                 x, condition = model._split_inputs(_cast_data(model, inputs))
-                decoded = model.decoder(model._decoder_inputs(keras.ops.cast(codes, model.compute_dtype), condition, x))
+                decoded = model.decoded(keras.ops.cast(codes, model.likelihood_dtype), condition, x)
                 return model.likelihood.log_prob(x, decoded, condition=condition)
 
             self._score = compile_inference(model, score)

@@ -12,7 +12,7 @@ import numpy as np
 
 from keras_vae.datasets.batching import concatenate_batches, numpy_batches
 from keras_vae.ops import latent
-from keras_vae.trainers import compile_inference
+from keras_vae.trainers import kept_inference
 
 HEALTHY = "healthy"
 PARTIAL = "partial collapse"
@@ -155,7 +155,9 @@ def code_information(z_mean, z_log_var, samples=2, bootstrap=200, seed=0):
 
     He et al.'s minibatch estimator takes q(z) over a batch, which bounds it by
     log(batch) and makes it noisy; here the mixture is over all N examples (bounded by
-    log N), with `samples` draws of z per example, computed in NumPy.
+    log N), with `samples` draws of z per example (drawn with NumPy from `seed`).
+    The N × N × D mixture densities are `keras.ops` on blocks of rows (float32, on
+    every core); the sums over examples are NumPy float64.
 
     Returns:
         `(mutual_info, (low, high), per_dimension)`: the estimate, a 95% bootstrap
@@ -166,21 +168,23 @@ def code_information(z_mean, z_log_var, samples=2, bootstrap=200, seed=0):
     log_var = np.asarray(z_log_var, "float64")
     count, dims = mean.shape
     rng = np.random.default_rng(seed)
-    inverse_std = np.exp(-0.5 * log_var)
+    components = [
+        keras.ops.convert_to_tensor(array.astype("float32")) for array in (mean, np.exp(-0.5 * log_var), log_var)
+    ]
     per_example = np.zeros(count)
     per_dimension = np.zeros(dims)
     for _ in range(samples):
         epsilon = rng.standard_normal(mean.shape)
         z = mean + np.exp(0.5 * log_var) * epsilon
         own = -0.5 * epsilon**2 - 0.5 * log_var  # log q(z_ij | x_i), up to 0.5 log 2π (it cancels)
-        for start in range(0, count, 128):
-            rows = slice(start, start + 128)
-            # log q(z_ij | x_n) for every pair: (rows, N, D).
-            pair = -0.5 * ((z[rows, None, :] - mean[None]) * inverse_std[None]) ** 2 - 0.5 * log_var[None]
-            joint = _logsumexp(pair.sum(-1), axis=1) - math.log(count)
-            marginal = _logsumexp(pair, axis=1) - math.log(count)
-            per_example[rows] += own[rows].sum(-1) - joint
-            per_dimension += (own[rows] - marginal).sum(0)
+        for start in range(0, count, MIXTURE_ROWS):
+            rows = slice(start, start + MIXTURE_ROWS)
+            joint, marginal = (
+                np.asarray(keras.ops.convert_to_numpy(value), "float64")
+                for value in _mixture_log_densities(z[rows].astype("float32"), *components)
+            )
+            per_example[rows] += own[rows].sum(-1) - joint + math.log(count)
+            per_dimension += (own[rows] - marginal + math.log(count)).sum(0)
     per_example /= samples
     per_dimension /= samples * count
     resampled = rng.integers(0, count, (bootstrap, count))
@@ -189,9 +193,16 @@ def code_information(z_mean, z_log_var, samples=2, bootstrap=200, seed=0):
     return float(per_example.mean()), (float(low), float(high)), per_dimension
 
 
-def _logsumexp(values, axis):
-    top = values.max(axis=axis, keepdims=True)
-    return np.squeeze(top, axis) + np.log(np.exp(values - top).sum(axis=axis))
+# Rows of z per block of the mixture densities: a block holds rows × N × D values.
+MIXTURE_ROWS = 256
+
+
+def _mixture_log_densities(z, mean, inverse_std, log_var):
+    """log Σ_n q(z_i | x_n) (`(rows,)`) and, per dimension, log Σ_n q(z_ij | x_n) (`(rows, D)`), each up to
+    the 0.5 log 2π per dimension that `code_information`'s own term leaves out too."""
+    ops = keras.ops
+    pair = -0.5 * ops.square((z[:, None, :] - mean[None]) * inverse_std[None]) - 0.5 * log_var[None]
+    return ops.logsumexp(ops.sum(pair, axis=-1), axis=1), ops.logsumexp(pair, axis=1)
 
 
 def decoder_log_likelihoods(vae, x, z_mean, z_log_var, batch_size=128, seed=0):
@@ -214,11 +225,11 @@ def decoder_log_likelihoods(vae, x, z_mean, z_log_var, batch_size=128, seed=0):
 
     def log_likelihood(inputs, z):
         data, condition = vae._split_inputs(_cast_data(vae, inputs))
-        z = keras.ops.cast(z, vae.compute_dtype)
-        decoded = vae.decoder(vae._decoder_inputs(z, condition, data))
+        z = keras.ops.cast(z, vae.likelihood_dtype)
+        decoded = vae.decoded(z, condition, data)
         return vae.likelihood.log_prob(data, decoded, condition=condition)
 
-    score = compile_inference(vae, log_likelihood)
+    score = kept_inference(vae, "decoder_log_likelihood", lambda: log_likelihood)
     results = {name: [] for name in codes}
     start = 0
     for batch in numpy_batches(x, batch_size):

@@ -104,7 +104,7 @@ def _log_sum_of_weights(vae, inputs, z_mean, z_log_var, epsilon, padding):
     if condition is not None:
         condition = once_per_sample(condition, condition.shape[1:])
     repeated_x = once_per_sample(x, x.shape[1:])
-    decoded = vae.decoder(vae._decoder_inputs(ops.reshape(z, (count * examples, latent_dim)), condition, repeated_x))
+    decoded = vae.decoded(ops.reshape(z, (count * examples, latent_dim)), condition, repeated_x)
     # Each example once per sample; with features on one axis where that gives
     # the same sum: XLA on CPU runs a trailing axis of length 1 (MNIST's
     # channel) at half speed, which made whole chunks 1.5 times slower on JAX.
@@ -132,8 +132,8 @@ def _num_examples(batch):
 def _cast_data(vae, inputs):
     """`x` (the array, or a dict's `"x"`) in the model's dtype; conditions as they are."""
     if isinstance(inputs, dict):
-        return {**inputs, "x": ops.cast(inputs["x"], vae.compute_dtype)}
-    return ops.cast(inputs, vae.compute_dtype)
+        return {**inputs, "x": ops.cast(inputs["x"], vae.likelihood_dtype)}
+    return ops.cast(inputs, vae.likelihood_dtype)
 
 
 def _numpy_seed(seed):
@@ -216,7 +216,7 @@ def model_posterior_mean(vae, x, grid=None):
 def _log_joint_on_grid(vae, inputs, z):
     """log p(x|z_k) + log N(z_k; 0, 1), up to a constant, for every grid value z_k and example: `(grid values, examples)`."""
     x, condition = vae._split_inputs(_cast_data(vae, inputs))
-    z = ops.cast(z, vae.compute_dtype)
+    z = ops.cast(z, vae.likelihood_dtype)
     count, examples = z.shape[0], x.shape[0]
 
     def once_per_value(tensor):
@@ -228,6 +228,6 @@ def _log_joint_on_grid(vae, inputs, z):
         condition = once_per_value(condition)
     repeated_x = once_per_value(x)
     codes = ops.reshape(ops.broadcast_to(ops.reshape(z, (count, 1)), (count, examples)), (count * examples, 1))
-    decoded = vae.decoder(vae._decoder_inputs(codes, condition, repeated_x))
+    decoded = vae.decoded(codes, condition, repeated_x)
     log_likelihood = vae.likelihood.log_prob(repeated_x, decoded, condition=condition)
     return ops.reshape(log_likelihood, (count, examples)) - 0.5 * ops.expand_dims(ops.square(z), 1)

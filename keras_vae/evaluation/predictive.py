@@ -126,7 +126,7 @@ def posterior_predictive_check(vae, data, replicates=10, batch_size=256, max_exa
             z = z_mean + keras.ops.exp(0.5 * z_log_var) * keras.random.normal(
                 keras.ops.shape(z_mean), dtype=z_mean.dtype, seed=generator
             )
-            decoded = vae.decoder(vae._decoder_inputs(z, condition, None))
+            decoded = vae.decoded(z, condition)
             drawn = vae.likelihood.draw(decoded, condition=condition, seed=generator, library=library)
             sums.add(np.asarray(keras.ops.convert_to_numpy(drawn), np.float64).reshape(len(x), -1))
         if progress is not None:

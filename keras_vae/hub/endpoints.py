@@ -93,7 +93,7 @@ def endpoint_functions(model):
 
     def decode(*tensors):
         condition = split(tensors)[1]
-        decoded = model.decoder(model._decoder_inputs(tensors[0], condition, None))
+        decoded = model.decoded(tensors[0], condition)
         return likelihood.distribution_parameters(decoded, condition=condition)
 
     def reconstruct(*tensors):

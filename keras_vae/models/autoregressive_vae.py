@@ -10,7 +10,7 @@ from keras_vae import likelihoods, names
 from keras_vae.models.vae import VAE, _default_networks
 from keras_vae.networks.lstm import LSTMDecoderSteps
 from keras_vae.ops.decoding import beam_search, decode_step_by_step, end_at_first
-from keras_vae.trainers import compile_inference
+from keras_vae.trainers import kept_inference
 
 # How `AutoregressiveVAE.generate` picks each position: the most probable, a draw, or beam search.
 GREEDY, SAMPLE, BEAM = "greedy", "sample", "beam"
@@ -203,13 +203,6 @@ class AutoregressiveVAE(VAE):
             raise ValueError(f"`length` sets the length of a sequence; this model generates examples of shape {shape}.")
         return (int(length),)
 
-    def _compiled(self, key, make):
-        """`make()` compiled with `compile_inference` once per `key` and kept (it reads the live weights)."""
-        functions = self.__dict__.setdefault("_generation_functions", {})
-        if key not in functions:
-            functions[key] = compile_inference(self, make())
-        return functions[key]
-
     def _generate_by_reruns(self, z, shape, uniform, temperature, verbose):
         """The decoder run on the whole example once per position: any decoder that keeps the contract."""
         flat_positions = np.arange(math.prod(shape), dtype="int32").reshape(shape)
@@ -224,7 +217,7 @@ class AutoregressiveVAE(VAE):
 
             return step
 
-        step = self._compiled(("reruns", shape, float(temperature)), make)
+        step = kept_inference(self, ("reruns", shape, float(temperature)), make)
         x = np.zeros((len(z), *shape), "float32")
         noise = () if uniform is None else (uniform,)
         progress = keras.utils.Progbar(flat_positions.size, unit_name="position") if verbose else None
@@ -274,7 +267,7 @@ class AutoregressiveVAE(VAE):
             return run
 
         key = ("steps", method, length, float(temperature), int(beam_width), bool(normalize_length))
-        tokens = self._compiled(key, make)(z, *(() if uniform is None else (uniform,)))
+        tokens = kept_inference(self, key, make)(z, *(() if uniform is None else (uniform,)))
         return np.asarray(ops.convert_to_numpy(tokens)).astype("float32")  # ids, exact in float32 up to 2**24
 
     def decode(self, z):

@@ -150,7 +150,7 @@ class ConditionalVAE(VAE):
     def decode(self, z, condition=None):
         """The mean of p(x|z, condition); `condition` is `{name: values}` (scalars apply to every z)."""
         vector = self._broadcast_condition(condition, ops.shape(z)[0])
-        return self.likelihood.mean(self.decoder(self._decoder_inputs(z, vector, None)), condition=vector)
+        return self.likelihood.mean(self.decoded(z, vector), condition=vector)
 
     @returns_numpy
     def reconstruct(self, inputs, condition=None):

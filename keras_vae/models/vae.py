@@ -10,7 +10,7 @@ from keras_vae import likelihoods, names, networks, schedules
 from keras_vae.datasets.batching import concatenate_batches, numpy_batches
 from keras_vae.models.own_loss import ComputesOwnLoss
 from keras_vae.ops.kl import free_bits_kl, gaussian_kl
-from keras_vae.trainers import VAETrainer, scale_loss_for_replicas
+from keras_vae.trainers import VAETrainer, kept_inference, scale_loss_for_replicas
 
 
 def returns_numpy(method):
@@ -117,8 +117,27 @@ class VAE(ComputesOwnLoss, VAETrainer, keras.Model):
         x, condition = self._split_inputs(x)
         z_mean, z_log_var = self._posterior(x, condition, training)
         z = self.reparameterize(z_mean, z_log_var)
-        decoded = self.decoder(self._decoder_inputs(z, condition, x), training=training)
+        decoded = self.decoded(z, condition, x, training=training)
         return {"z_mean": z_mean, "z_log_var": z_log_var, "z": z, "decoded": decoded}
+
+    @property
+    def likelihood_dtype(self):
+        """The dtype of the posterior's parameters, the decoder's output, the likelihood and the KL.
+
+        The policy's variable dtype: float32 under a mixed policy
+        (`keras.config.set_dtype_policy("mixed_bfloat16")`), whose networks
+        compute in bfloat16 while the objective stays in float32.
+        """
+        return self.dtype_policy.variable_dtype
+
+    def decoded(self, z, condition=None, x=None, training=False):
+        """The decoder's output for the codes `z` (the likelihood's parameters), as a `likelihood_dtype` tensor.
+
+        `condition` is a conditional model's condition vector, `x` the data an
+        autoregressive decoder reads (teacher forcing); a plain VAE uses neither.
+        """
+        outputs = self.decoder(self._decoder_inputs(z, condition, x), training=training)
+        return ops.cast(outputs, self.likelihood_dtype)
 
     # What a subclass with more inputs than `x` (ConditionalVAE), or whose
     # decoder reads `x` (AutoregressiveVAE), overrides.
@@ -140,6 +159,14 @@ class VAE(ComputesOwnLoss, VAETrainer, keras.Model):
         """
         return self._posterior(*self._split_inputs(x), training=training)
 
+    def posterior_function(self):
+        """`posterior` (without training) as one compiled function of a batch, made once and kept.
+
+        What code that encodes again and again calls (each epoch's diagnostics):
+        it reads the live weights, and compiles once per batch shape.
+        """
+        return kept_inference(self, "posterior", lambda: self.posterior)
+
     # The public inference methods return NumPy arrays, as `Model.predict` does:
     # the same type on every backend (a PyTorch tensor that requires grad
     # refuses `np.asarray`). Compiled code uses `posterior`, `decoder` and
@@ -156,7 +183,7 @@ class VAE(ComputesOwnLoss, VAETrainer, keras.Model):
                 "The encoder must return [z_mean, z_log_var], two tensors of shape "
                 f"(batch, latent_dim); it returned {type(outputs).__name__}."
             )
-        return outputs[0], outputs[1]
+        return ops.cast(outputs[0], self.likelihood_dtype), ops.cast(outputs[1], self.likelihood_dtype)
 
     def reparameterize(self, z_mean, z_log_var):
         """z = mean + σ·ε, differentiable in mean and log-variance."""
@@ -171,7 +198,7 @@ class VAE(ComputesOwnLoss, VAETrainer, keras.Model):
     @returns_numpy
     def decode(self, z):
         """The mean of p(x|z), e.g. pixel probabilities for a Bernoulli likelihood: an array shaped like x."""
-        return self.likelihood.mean(self.decoder(z))
+        return self.likelihood.mean(self.decoded(z))
 
     @returns_numpy
     def reconstruct(self, x):
@@ -235,7 +262,7 @@ class VAE(ComputesOwnLoss, VAETrainer, keras.Model):
             and `beta` (the schedule's value at the current iteration).
         """
         x, condition = self._split_inputs(x)
-        x = ops.cast(x, self.compute_dtype)
+        x = ops.cast(x, self.likelihood_dtype)
         reconstruction = -self.likelihood.log_prob(x, outputs["decoded"], condition=condition)
         kl_per_dim = gaussian_kl(outputs["z_mean"], outputs["z_log_var"])
         beta = self.beta_schedule(self.train_iterations)

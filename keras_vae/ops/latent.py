@@ -92,10 +92,15 @@ def _numpy(value):
 
 
 def encode_data(vae, data, batch_size=128):
-    """Posterior means and log-variances of every example: two arrays `(examples, latent_dim)`."""
+    """Posterior means and log-variances of every example: two arrays `(examples, latent_dim)`.
+
+    The encoder runs as the model's compiled `posterior_function` (every
+    epoch's diagnostics encode their probe again).
+    """
+    posterior = vae.posterior_function()
     means, log_vars = [], []
     for x in numpy_batches(data, batch_size):
-        z_mean, z_log_var = vae.encode(x)
+        z_mean, z_log_var = posterior(x)
         means.append(_numpy(z_mean))
         log_vars.append(_numpy(z_log_var))
     if not means:

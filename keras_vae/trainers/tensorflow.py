@@ -9,6 +9,7 @@ import functools
 
 import keras
 import tensorflow as tf
+from keras.src.trainers.trainer import model_supports_jit
 
 from keras_vae.trainers.base import BaseVAETrainer
 
@@ -75,7 +76,13 @@ class VAETrainer(BaseVAETrainer):
         return strategy.experimental_distribute_values_from_function(replica_slice)
 
     # Keras internals, the only ones keras-vae uses on TensorFlow: Keras has no
-    # public hook for the first-batch build of `fit` under a strategy.
+    # public hook for the first-batch build of `fit` under a strategy, nor for
+    # what `jit_compile="auto"` means.
+    def _resolve_auto_jit_compile(self):
+        # Keras leaves XLA off on a CPU-only machine; there the VAE's steps ran 9% faster with it (the
+        # default MLP, benchmarks/throughput.py). Off under tf.distribute, as in Keras.
+        return not self._distribute_strategy and model_supports_jit(self)
+
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Keras (3.15) averages the first batch over the replicas only to read its
         # shapes, which fails when it does not split evenly (19 examples on two

@@ -1,4 +1,4 @@
-"""VAE gradient steps on PyTorch: backward pass, then the part's optimizer."""
+"""VAE gradient steps on PyTorch: the gradients of the part's variables, then the part's optimizer."""
 
 import functools
 
@@ -11,16 +11,20 @@ from keras_vae.trainers.base import BaseVAETrainer
 class VAETrainer(BaseVAETrainer):
     def _train_step(self, data, part, variables):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        self.zero_grad()
         loss = self._part_loss(x, part)
-        loss.backward()
+        # The gradients of this part's variables only: autograd then skips the others' (an encoder step
+        # backpropagates through the decoder to z, without the decoder's weight gradients).
+        gradients = torch.autograd.grad(loss, [v.value for v in variables], allow_unused=True)
         with torch.no_grad():
-            self.optimizer.apply([v.value.grad for v in variables], variables)
+            self.optimizer.apply(list(gradients), variables)
         return loss.detach() if part in self._loss_only_parts else self.get_metrics_result()
 
     def _compile_part_step(self, part):
         # The variables looked up once: walking the layers for them on every step costs time.
-        return functools.partial(self._train_step, part=part, variables=self._trainable_variables_of(part))
+        step = functools.partial(self._train_step, part=part, variables=self._trainable_variables_of(part))
+        if self.run_eagerly or not self.jit_compile:
+            return step
+        return torch.compile(step)
 
     def _keras_train_function(self):
         def train_function(data):
