@@ -186,8 +186,38 @@ def test_train_steps_are_compiled(images):
         assert hasattr(step, "lower")  # a jax.jit-compiled function
     elif backend == "tensorflow":
         assert hasattr(step, "get_concrete_function")  # a tf.function
+        assert vae.jit_compile is True  # XLA, which Keras leaves off on a CPU: the steps ran faster with it
     else:
-        assert vae.jit_compile is False  # Keras runs PyTorch eagerly by default
+        assert vae.jit_compile is False  # Keras runs PyTorch eagerly by default: torch.compile pays late
+
+
+@pytest.mark.slow  # torch.compile takes about 30 s on 2 cores
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="torch.compile is PyTorch's")
+def test_jit_compile_on_torch_compiles_the_steps_and_trains(images):
+    vae = small_vae()
+    vae.compile(jit_compile=True)
+    history = vae.fit(images[:64], epochs=2, batch_size=32, verbose=0).history
+    assert hasattr(vae._part_steps["joint"], "_torchdynamo_orig_callable")  # torch.compile's wrapper
+    assert np.all(np.isfinite(history["loss"])) and history["loss"][1] < history["loss"][0]
+
+
+def test_mixed_bfloat16_trains_with_the_objective_in_float32(images):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        vae = small_vae()
+    finally:
+        keras.config.set_dtype_policy(previous)
+    vae.compile()
+    assert vae.encoder.layers[-1].compute_dtype == "bfloat16" and vae.likelihood_dtype == "float32"
+    outputs = vae(images[:8])
+    terms = vae.loss_terms(images[:8], outputs)
+    assert all(keras.backend.standardize_dtype(terms[name].dtype) == "float32" for name in LOGGED)
+    assert keras.backend.standardize_dtype(outputs["decoded"].dtype) == "float32"
+    history = vae.fit(images, epochs=3, batch_size=32, verbose=0).history
+    assert np.all(np.isfinite(history["loss"])) and history["loss"][-1] < history["loss"][0]
+    assert min(history["kl_loss"]) >= 0
+    assert all(variable.dtype == "float32" for variable in vae.trainable_variables)
 
 
 def test_train_part_on_batch_works_on_a_fresh_model(images):
