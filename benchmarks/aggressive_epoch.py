@@ -53,6 +53,7 @@ def run_worker(examples):
 
 def _step_ratio(vae, train, steps=100, rounds=3):
     """Median seconds of an encoder step over those of a joint step (`train_part_on_batch`, interleaved)."""
+    import keras
     import numpy as np
 
     batches = list(train.take(10).as_numpy_iterator())
@@ -64,15 +65,9 @@ def _step_ratio(vae, train, steps=100, rounds=3):
             start = time.perf_counter()
             for step in range(steps):
                 loss = vae.train_part_on_batch(batches[step % len(batches)], part)
-            float(np.mean(keras_numpy(loss)))  # waits for the last step
+            keras.tree.map_structure(keras.ops.convert_to_numpy, loss)  # waits for the last step
             times.append(time.perf_counter() - start)
     return float(np.median(seconds["encoder"]) / np.median(seconds["joint"]))
-
-
-def keras_numpy(value):
-    import keras
-
-    return keras.tree.map_structure(lambda tensor: keras.ops.convert_to_numpy(tensor), value)
 
 
 def main():

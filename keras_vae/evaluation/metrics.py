@@ -28,7 +28,8 @@ def importance_weighted_nll(vae, x, num_samples=5000, chunk_size=None, seed=None
     decoded `chunk_size` per example at a time by one function compiled per
     call (`jax.jit`, `tf.function`, PyTorch without autograd) that reads the
     model's current weights; the chunks are combined with a running
-    log-sum-exp, so memory does not grow with K or the number of examples. The
+    log-sum-exp on the device, so memory does not grow with K or the number of
+    examples, and no chunk waits for the one before to be read back. The
     decoder's matrix products are most of the work: the cost grows as K times
     the number of examples. The noise ε is drawn with NumPy from `seed`, so a
     seed gives the same draws on every backend.
@@ -62,30 +63,31 @@ def importance_weighted_nll(vae, x, num_samples=5000, chunk_size=None, seed=None
             encode = compile_inference(vae, lambda inputs: vae.posterior(_cast_data(vae, inputs)))
             log_weights = compile_inference(vae, lambda *tensors: _log_sum_of_weights(vae, *tensors))
         examples = _num_examples(batch)
+        batch = keras.tree.map_structure(ops.convert_to_tensor, batch)  # once, not once per chunk
         z_mean, z_log_var = encode(batch)
         per_chunk = int(chunk_size or max(1, DECODED_PER_CHUNK // examples))
         # Equal chunks, the last one padded with masked-out samples: one compiled shape.
         chunks = math.ceil(num_samples / min(per_chunk, num_samples))
         per_chunk = math.ceil(num_samples / chunks)
-        total = None
+        # The running log-sum stays on the device: no chunk waits for the one before to be read back, so
+        # the next chunk's noise is drawn while the backend (JAX: asynchronously) decodes.
+        total = ops.full((examples,), -np.inf, dtype=vae.likelihood_dtype)
         for chunk in range(chunks):
             count = min(per_chunk, num_samples - chunk * per_chunk)
             epsilon = rng.standard_normal((per_chunk, examples, vae.latent_dim), dtype=np.float32)
             padding = np.where(np.arange(per_chunk) < count, 0.0, -np.inf).astype("float32")
-            log_sum = ops.convert_to_numpy(log_weights(batch, z_mean, z_log_var, epsilon, padding))
-            log_sum = np.asarray(log_sum, "float64")
-            total = log_sum if total is None else np.logaddexp(total, log_sum)
+            total = log_weights(batch, z_mean, z_log_var, epsilon, padding, total)
             if progress is not None:
                 progress.update(done + examples * (chunk + 1) / chunks)
-        results.append(math.log(num_samples) - total)
+        results.append(math.log(num_samples) - np.asarray(ops.convert_to_numpy(total), "float64"))
         done += examples
     if not results:
         raise ValueError("`x` holds no examples.")
     return ops.convert_to_tensor(np.concatenate(results).astype("float32"))
 
 
-def _log_sum_of_weights(vae, inputs, z_mean, z_log_var, epsilon, padding):
-    """`logsumexp_k log w_k` over one chunk of samples z_k = μ + σ ε_k: `(examples,)`.
+def _log_sum_of_weights(vae, inputs, z_mean, z_log_var, epsilon, padding, total):
+    """`total` plus (log-add-exp) `logsumexp_k log w_k` over one chunk of samples z_k = μ + σ ε_k: `(examples,)`.
 
     `inputs` is a batch of `x` (or, for a conditional VAE, the dict of `x` and its conditions).
     `epsilon` is `(samples, examples, latent_dim)`; `padding` `(samples,)` is 0
@@ -115,7 +117,8 @@ def _log_sum_of_weights(vae, inputs, z_mean, z_log_var, epsilon, padding):
     # log p(z) - log q(z|x) with (z - μ) / σ = ε; the log(2π) terms cancel.
     log_ratio = -0.5 * ops.sum(ops.square(z) - ops.square(epsilon) - ops.expand_dims(z_log_var, 0), axis=-1)
     log_weights = ops.reshape(log_likelihood, (count, examples)) + log_ratio
-    return ops.logsumexp(log_weights + ops.expand_dims(ops.cast(padding, log_weights.dtype), 1), axis=0)
+    chunk = ops.logsumexp(log_weights + ops.expand_dims(ops.cast(padding, log_weights.dtype), 1), axis=0)
+    return ops.logaddexp(total, chunk)
 
 
 def _count(x):
