@@ -140,10 +140,32 @@ def run_worker(backend, samples, rounds):
 
 def run_command_worker(epochs, rounds, output):
     """Seconds of `keras-vae train mnist` (defaults but --epochs) and of bare `fit` on its pipelines."""
+    import collections
+
+    import keras
     from click.testing import CliRunner
 
-    from keras_vae.app import build, cli, config
+    from keras_vae.app import build, cli, config, runs
 
+    # Seconds in each callback's on_epoch_end, and in the run's final files (runs.finish), over all rounds.
+    spent = collections.defaultdict(float)
+    on_epoch_end = keras.callbacks.CallbackList.on_epoch_end
+
+    def timed_on_epoch_end(callback_list, epoch, logs=None):
+        for callback in callback_list.callbacks:
+            start = time.perf_counter()
+            callback.on_epoch_end(epoch, logs)
+            spent[type(callback).__name__] += time.perf_counter() - start
+
+    finish = runs.finish
+
+    def timed_finish(*args, **kwargs):
+        start = time.perf_counter()
+        result = finish(*args, **kwargs)
+        spent["final files (runs.finish)"] += time.perf_counter() - start
+        return result
+
+    runs.finish = timed_finish
     train_config = config.TrainConfig(epochs=epochs)
     datasets = build.load_data(train_config)
 
@@ -156,11 +178,13 @@ def run_command_worker(epochs, rounds, output):
 
     def command():
         run_dir = os.path.join(output, "run")
+        keras.callbacks.CallbackList.on_epoch_end = timed_on_epoch_end
         start = time.perf_counter()
         result = CliRunner().invoke(
             cli.main, ["train", "--epochs", str(epochs), "--output", run_dir, "--overwrite", "--quiet"]
         )
         wall = time.perf_counter() - start
+        keras.callbacks.CallbackList.on_epoch_end = on_epoch_end
         if result.exit_code:
             raise RuntimeError(result.output) from result.exception
         with open(os.path.join(run_dir, "summary.json")) as file:
@@ -179,6 +203,11 @@ def run_command_worker(epochs, rounds, output):
                 "train": float(np.median(trained)),
                 "wall": float(np.median(walls)),
                 "files": files,
+                # Per epoch (the final files: per run), averaged over the rounds.
+                "parts": {
+                    name: value / (rounds if name.startswith("final") else rounds * epochs)
+                    for name, value in spent.items()
+                },
             }
         )
     )
@@ -257,7 +286,10 @@ def main():
         print(
             f"{'keras-vae train (wall, all files)':<34}{times['wall'] / epochs:>9.2f}{times['wall'] / times['bare']:>12.2f}x"
         )
-        print(f"run directory: {', '.join(times['files'])}")
+        print("\nwhere the command's time goes, seconds per epoch (the final files: once per run):")
+        for name, seconds in sorted(times["parts"].items(), key=lambda item: -item[1]):
+            print(f"  {name:<32}{seconds:>7.3f}")
+        print(f"\nrun directory: {', '.join(times['files'])}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ A run directory holds:
     history.csv          per-epoch logs, rewritten atomically each epoch
     checkpoints/         epoch-NNNN/{model.keras,state.json}, the newest two; with --keep-best,
                          best/{model.keras,best.json}; with --lr-decay-patience, lr_decay_best.npz
-    diagnostics/         latent dynamics (CSV, JSON, PNG), latent-space plots, image grids
+    diagnostics/         latent dynamics (CSV, JSON, PNG), latent-space plots, image grids (the figures
+                         every --figure-every epochs and after the last)
     training_curves.png  loss, reconstruction, KL, β, active units, I(x; z)
     diagnosis.txt        the diagnosis report
     assessment.json      the latent code's assessment on the test probe (verdict, per-dimension evidence)
