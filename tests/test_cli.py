@@ -89,7 +89,12 @@ def test_train_writes_a_complete_run_directory(run, tmp_path):
     assert {"diagnostics", "checkpoints"} <= names
     assert not [n for n in names if n.startswith(".tmp")]
     figures = set(os.listdir(run / "diagnostics"))
-    assert {"latent_dynamics.csv", "latent_dynamics.json", "latent_dynamics.png", "latent_space_epoch_002.png"} <= figures
+    assert {
+        "latent_dynamics.csv",
+        "latent_dynamics.json",
+        "latent_dynamics.png",
+        "latent_space_epoch_002.png",
+    } <= figures
     assert "latent_space_epoch_001.png" not in figures  # figures every 5 epochs (--figure-every) and after the last
     assert sorted(os.listdir(run / "checkpoints")) == ["epoch-0001", "epoch-0002"]
     config = json.loads((run / "config.json").read_text())["train"]
@@ -328,6 +333,20 @@ def test_tfds_datasets_train_by_name(tmp_path):
         result = invoke("train", "--dataset", "mnist", *FAST, "--output", tmp_path / "r")
     assert result.exit_code == 0, result.output
     assert "mnist (28, 28, 1)" in result.output
+
+
+def test_a_mixed_bfloat16_run_trains_saves_its_policy_and_leaves_keras_global_policy_alone(tmp_path, images_npz):
+    output = tmp_path / "mixed"
+    result = invoke(
+        "train", "--dataset", images_npz, *FAST, "--epochs", 1, "--output", output, "--dtype-policy", "mixed_bfloat16"
+    )
+    assert result.exit_code == 0, result.output
+    assert keras.config.dtype_policy().name == "float32"
+    assert json.loads((output / "config.json").read_text())["train"]["dtype_policy"] == "mixed_bfloat16"
+    vae = keras.saving.load_model(output / "model.keras")
+    assert vae.encoder.layers[-1].compute_dtype == "bfloat16" and vae.likelihood_dtype == "float32"
+    summary = json.loads((output / "summary.json").read_text())
+    assert np.isfinite(summary["test"]["negative_elbo"]) and summary["test"]["kl_loss"] >= 0
 
 
 def _train_command(*args):

@@ -1,5 +1,6 @@
 """Minibatches of anything `fit` accepts, as NumPy: the only data module a model imports."""
 
+import functools
 import warnings
 
 import keras
@@ -26,7 +27,33 @@ def numpy_batches(data, batch_size=128, shuffle=False):
 
 
 def random_batches(data, batch_size):
-    """An endless stream of shuffled minibatches of `data` (the inner encoder loop, the range test)."""
+    """An endless stream of shuffled minibatches of `data` (the inner encoder loop, the range test).
+
+    Arrays (or dicts of them) become backend tensors once, and each batch is
+    gathered from them: no NumPy batch is converted at every step. Other data
+    (a tf.data pipeline, a PyDataset) is read through Keras's adapters, in its
+    own order.
+    """
+    if isinstance(data, tuple):
+        data = data[0]
+    if all(isinstance(leaf, np.ndarray) for leaf in keras.tree.flatten(data)):
+        return _random_tensor_batches(data, batch_size)
+    return _random_adapter_batches(data, batch_size)
+
+
+def _random_tensor_batches(arrays, batch_size):
+    tensors = keras.tree.map_structure(keras.ops.convert_to_tensor, arrays)
+    count = len(keras.tree.flatten(arrays)[0])
+    if count == 0:
+        raise ValueError("Random minibatches are drawn from the training data, which holds no examples.")
+    while True:
+        order = np.random.permutation(count)  # Keras's own shuffling draws from NumPy's global generator too
+        for start in range(0, count, batch_size):
+            indices = keras.ops.convert_to_tensor(order[start : start + batch_size].astype("int32"))
+            yield keras.tree.map_structure(functools.partial(keras.ops.take, indices=indices, axis=0), tensors)
+
+
+def _random_adapter_batches(data, batch_size):
     while True:
         empty = True
         for x in numpy_batches(data, batch_size, shuffle=True):

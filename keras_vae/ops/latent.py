@@ -97,9 +97,13 @@ def encode_data(vae, data, batch_size=128):
     The encoder runs as the model's compiled `posterior_function` (every
     epoch's diagnostics encode their probe again).
     """
-    posterior = vae.posterior_function()
+    posterior = None
     means, log_vars = [], []
     for x in numpy_batches(data, batch_size):
+        if posterior is None:
+            if not vae.built:
+                vae.encode(x)  # builds the variables, which a compiled function cannot create
+            posterior = vae.posterior_function()
         z_mean, z_log_var = posterior(x)
         means.append(_numpy(z_mean))
         log_vars.append(_numpy(z_log_var))

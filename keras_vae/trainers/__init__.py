@@ -4,9 +4,9 @@ Each of `tensorflow.py`, `jax.py` and `torch.py` defines `VAETrainer`, a
 `BaseVAETrainer` with the same three gradient-bookkeeping methods, the way Keras
 splits its own trainers (`keras/src/backend/{tensorflow,jax,torch}/trainer.py`);
 `compile_inference(model, fn)`, which compiles a `keras.ops` function of a model
-for repeated evaluation without gradients (`kept_inference` keeps one per model); and `scale_loss_for_replicas(loss)`:
-a device's loss over the number of devices where the engine sums their
-gradients (tf.distribute), else unchanged. Everything else (loss, β schedule,
+for repeated evaluation without gradients (`kept_inference` keeps one per model
+and key); and `scale_loss_for_replicas(loss)`: a device's loss over the number
+of devices where the engine sums their gradients (tf.distribute), else unchanged. Everything else (loss, β schedule,
 free bits, the inner loop, the estimators) is in `keras.ops`.
 """
 
