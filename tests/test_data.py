@@ -121,6 +121,20 @@ def test_load_tfds_gives_unit_interval_batches_and_a_labelled_probe(mock_tfds):
     assert data.load("mnist", validation_fraction=0).validation is None
 
 
+def test_a_tfds_split_that_fits_in_memory_is_decoded_once_and_fully_shuffled(monkeypatch):
+    if not tfds.builder("mnist").is_prepared():
+        pytest.skip("MNIST is not prepared under TFDS_DATA_DIR, and this test must not download it")
+    from keras_vae.datasets import tfds as tfds_data
+
+    builder = tfds_data.prepared_builder("mnist")
+    assert tfds_data._fits_in_memory(builder, "train[10%:]")  # 54,000 images, 169 MB as float32
+    datasets = data.load("mnist", batch_size=6000, test_split="test[:10]")
+    first, second = (next(iter(datasets.train)).numpy() for _ in range(2))
+    assert first.shape == (6000, 28, 28, 1) and not np.array_equal(first, second)  # reshuffled every epoch
+    monkeypatch.setattr(tfds_data, "IN_MEMORY_BYTES", 10**6)
+    assert not tfds_data._fits_in_memory(builder, "train[10%:]")
+
+
 def test_binarized_mnist_keeps_its_zeros_and_ones():
     with tfds.testing.mock_data(num_examples=20, max_value=2):  # pixels in {0, 1}
         datasets = data.load("binarized_mnist", batch_size=20)

@@ -79,8 +79,9 @@ def batched_inputs(examples, batch_size, conditions=None):
     def to_inputs(example):
         return {"x": example["x"], **example["condition"]} if conditions else example["x"]
 
-    inputs = examples.map(to_inputs, num_parallel_calls=tf.data.AUTOTUNE)
-    return inputs.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    # Batched first: a tf.data map costs tens of microseconds per call, so one per batch, not per example.
+    inputs = examples.batch(batch_size).map(to_inputs, num_parallel_calls=tf.data.AUTOTUNE)
+    return inputs.prefetch(tf.data.AUTOTUNE)
 
 
 def first_line(error):
