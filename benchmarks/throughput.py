@@ -152,6 +152,8 @@ def run_command_worker(epochs, rounds, output):
     on_epoch_end = keras.callbacks.CallbackList.on_epoch_end
 
     def timed_on_epoch_end(callback_list, epoch, logs=None):
+        if callback_list._async_train:  # as Keras's own: the batch hooks still running on a thread first
+            callback_list._flush_futures()
         for callback in callback_list.callbacks:
             start = time.perf_counter()
             callback.on_epoch_end(epoch, logs)

@@ -49,6 +49,9 @@ class LatentDynamics(keras.callbacks.Callback):
         self.batch_size = batch_size
         self.tensorboard_dir = tensorboard_dir and os.fspath(tensorboard_dir)
         self.figure_every = figure_every
+        # Without mid-epoch records its batch hook does nothing: Keras may then run the batch hooks on a worker
+        # thread instead of reading every step's logs in the training loop.
+        self.async_safe = not every_n_steps
         self.records = []
         self._epoch = 0
         self._writer = None

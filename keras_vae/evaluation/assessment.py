@@ -181,7 +181,7 @@ def code_information(z_mean, z_log_var, samples=2, bootstrap=200, seed=0):
             rows = slice(start, start + MIXTURE_ROWS)
             joint, marginal = (
                 np.asarray(keras.ops.convert_to_numpy(value), "float64")
-                for value in _mixture_log_densities(z[rows].astype("float32"), *components)
+                for value in _mixture_log_densities(keras.ops.convert_to_tensor(z[rows].astype("float32")), *components)
             )
             per_example[rows] += own[rows].sum(-1) - joint + math.log(count)
             per_dimension += (own[rows] - marginal + math.log(count)).sum(0)
