@@ -62,6 +62,18 @@ def test_figures_are_drawn_every_n_epochs_and_after_the_last(tmp_path):
     assert dynamics._drawn == 3 and (tmp_path / "latent_dynamics.png").is_file()
 
 
+def test_the_train_commands_batch_hooks_do_not_hold_the_training_loop(tmp_path):
+    # Keras reads every step's logs in the loop (a host round-trip per step) unless every batch hook is
+    # async-safe; on backends it deems thread-safe (JAX, PyTorch; not TensorFlow) it then reads them on a thread.
+    from keras.src.backend import IS_THREAD_SAFE
+
+    x, _ = prototype_images(32)
+    watchers = [callbacks.StopOnNonFiniteLoss(), callbacks.LatentDynamics(x, tmp_path)]
+    assert keras.callbacks.CallbackList(watchers)._async_train is IS_THREAD_SAFE
+    recording = callbacks.LatentDynamics(x, tmp_path, every_n_steps=4)  # reads the model mid-epoch: in the loop
+    assert not keras.callbacks.CallbackList([*watchers, recording])._async_train
+
+
 def test_latent_plane_is_decoded_when_the_latent_space_is_two_dimensional(tmp_path):
     x, labels = prototype_images(128)
     vae = small_vae(latent_dim=2)

@@ -48,11 +48,11 @@ class StopOnNonFiniteLoss(keras.callbacks.TerminateOnNaN):
     epoch-end callback runs on the diverged weights, so no checkpoint, plot or
     statistic of them is written: the last good checkpoint stays the newest.
 
-    It is `async_safe`: Keras reads each batch's loss for it on a worker
-    thread, so the training loop never waits for the loss of every step (a
-    host round-trip per step that slowed `keras-vae train` by a third); an
-    error raised there surfaces a batch later, and at the latest before the
-    epoch-end callbacks run.
+    It is `async_safe`: on JAX and PyTorch, Keras then reads each batch's loss
+    for it on a worker thread, so the training loop does not wait for every
+    step's loss; an error raised there surfaces a batch later, and at the
+    latest before the epoch-end callbacks run. (Keras never dispatches
+    callbacks asynchronously on TensorFlow.)
     """
 
     async_safe = True
